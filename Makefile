@@ -1,0 +1,57 @@
+# Switchboard — run `make help` for the targets.
+#
+# DATABASE_URL / TEST_DATABASE_URL are used when set; otherwise a private
+# PostgreSQL cluster under .data/ is created (deploy/devdb.sh) and reused.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO       ?= go
+BIN      := bin/switchboard
+DEVDB    := deploy/devdb.sh
+DB_URL    = $(or $(DATABASE_URL),$(shell $(DEVDB) url))
+TEST_URL  = $(or $(TEST_DATABASE_URL),$(shell $(DEVDB) url))
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_\/-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/switchboard
+	$(GO) build -o $(BIN) ./cmd/switchboard
+
+.PHONY: run
+run: build ## Migrate and run worker + api + sandbox providers + demo traffic (switchboard dev)
+	DATABASE_URL='$(DB_URL)' $(BIN) dev
+
+.PHONY: test
+test: ## Run every test with -race against a real PostgreSQL
+	TEST_DATABASE_URL='$(TEST_URL)' $(GO) test -race -count=1 -timeout 20m ./...
+
+.PHONY: generate
+generate: ## Regenerate sqlc code in db/ from queries/ and migrations/
+	$(GO) tool sqlc generate
+
+.PHONY: generate/check
+generate/check: ## Fail when generated code is out of date
+	$(GO) tool sqlc generate
+	@git diff --exit-code -- db/ || { echo "generated code is stale: run make generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- db/)" || { git status --porcelain -- db/; echo "generated files are not committed"; exit 1; }
+
+.PHONY: db/migrate
+db/migrate: build ## Apply pending migrations to DATABASE_URL (or the private cluster)
+	DATABASE_URL='$(DB_URL)' $(BIN) migrate up
+
+.PHONY: db/reset
+db/reset: build ## Roll every migration back and apply them again (destroys data)
+	DATABASE_URL='$(DB_URL)' $(BIN) migrate reset --yes
+
+.PHONY: db/stop
+db/stop: ## Stop the private PostgreSQL cluster
+	$(DEVDB) stop
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
