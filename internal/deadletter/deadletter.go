@@ -1,0 +1,127 @@
+// Package deadletter is the operator's view of jobs that failed for good.
+//
+// Rows are written by a trigger on River's job table in the same transaction
+// as River's state change (see migrations/00011_sql_api.sql), on every path:
+// a final error, river.JobCancel, an unknown kind, args that do not decode,
+// and the rescuer. They outlive River's job cleaner. Retry and purge run as
+// SQL functions (switchboard.dlq_retry, switchboard.dlq_purge) so an operator
+// role can act without table grants; every action lands in audit_log.
+package deadletter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchboard-health/switchboard/db"
+)
+
+// ErrNotFound is returned by Show for an id that names no dead letter.
+var ErrNotFound = errors.New("dead letter not found")
+
+// Filter narrows List. Empty fields match everything.
+type Filter struct {
+	State string // open, requeued, purged
+	Kind  string
+	Limit int32
+}
+
+// List returns dead letters, newest first, and audits the look.
+func List(ctx context.Context, pool *pgxpool.Pool, f Filter, actor string) ([]db.DeadLetterListRow, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	p := db.DeadLetterListParams{MaxRows: f.Limit}
+	if f.State != "" {
+		p.State = &f.State
+	}
+	if f.Kind != "" {
+		p.Kind = &f.Kind
+	}
+	var rows []db.DeadLetterListRow
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		q := db.New()
+		rows, err = q.DeadLetterList(ctx, tx, p)
+		if err != nil {
+			return fmt.Errorf("error listing dead letters: %w", err)
+		}
+		detail, _ := json.Marshal(map[string]any{"state": f.State, "kind": f.Kind, "rows": len(rows)})
+		return audit(ctx, q, tx, actor, "dlq.list", "dead_letter", "*", detail)
+	})
+	return rows, err
+}
+
+// Show returns one dead letter with its args and errors, and audits the look.
+// It returns ErrNotFound for an unknown id.
+func Show(ctx context.Context, pool *pgxpool.Pool, id int64, actor string) (db.DeadLetter, error) {
+	var dl db.DeadLetter
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		q := db.New()
+		var err error
+		dl, err = q.DeadLetterGet(ctx, tx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("dead letter %d: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("error loading dead letter: %w", err)
+		}
+		return audit(ctx, q, tx, actor, "dlq.show", "dead_letter", strconv.FormatInt(id, 10), []byte(`{}`))
+	})
+	return dl, err
+}
+
+// Retry requeues open dead letters as fresh jobs and returns their ids. All
+// or nothing: an unknown or not-open id fails the whole call.
+func Retry(ctx context.Context, pool *pgxpool.Pool, ids []int64, actor string) ([]int64, error) {
+	var out []int64
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = db.New().DeadLetterRetry(ctx, tx, db.DeadLetterRetryParams{Ids: ids, Actor: actor})
+		return err
+	})
+	if err != nil {
+		return nil, sqlError("retry", err)
+	}
+	return out, nil
+}
+
+// Purge marks open dead letters purged. All or nothing, like Retry.
+func Purge(ctx context.Context, pool *pgxpool.Pool, ids []int64, actor string) (int, error) {
+	var n int32
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		n, err = db.New().DeadLetterPurge(ctx, tx, db.DeadLetterPurgeParams{Ids: ids, Actor: actor})
+		return err
+	})
+	if err != nil {
+		return 0, sqlError("purge", err)
+	}
+	return int(n), nil
+}
+
+func audit(ctx context.Context, q *db.Queries, tx pgx.Tx, actor, action, targetType, targetID string, detail []byte) error {
+	if actor == "" {
+		return errors.New("actor is required")
+	}
+	if err := q.AuditInsert(ctx, tx, db.AuditInsertParams{
+		Actor: actor, Action: action, TargetType: targetType, TargetID: targetID, Detail: detail,
+	}); err != nil {
+		return fmt.Errorf("error writing audit log: %w", err)
+	}
+	return nil
+}
+
+func sqlError(op string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "22023" {
+		return fmt.Errorf("cannot %s: %s", op, pgErr.Message)
+	}
+	return fmt.Errorf("error during dead letter %s: %w", op, err)
+}

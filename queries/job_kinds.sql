@@ -1,0 +1,2 @@
+-- name: JobKindList :many
+SELECT * FROM switchboard.job_kinds ORDER BY kind;
