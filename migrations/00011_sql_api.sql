@@ -257,6 +257,37 @@ CREATE TRIGGER switchboard_dead_letter
     WHEN (NEW.state IN ('discarded', 'cancelled') AND OLD.state IS DISTINCT FROM NEW.state)
     EXECUTE FUNCTION switchboard.record_dead_letter();
 
+-- requeue_dead_letter notices a dead job retried from River UI (River makes
+-- it available again) and marks its dead letter requeued, with an audit entry.
+-- +goose StatementBegin
+CREATE FUNCTION switchboard.requeue_dead_letter()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = switchboard, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    UPDATE switchboard.dead_letters SET state = 'requeued', requeued_job_id = NEW.id, updated_at = now()
+    WHERE job_id = NEW.id AND state = 'open'
+    RETURNING id INTO v_id;
+    IF v_id IS NOT NULL THEN
+        INSERT INTO switchboard.audit_log (actor, action, target_type, target_id, detail)
+        VALUES ('river_ui', 'dlq.retry', 'dead_letter', v_id::text,
+                jsonb_build_object('job_id', NEW.id, 'new_job_id', NEW.id, 'kind', NEW.kind));
+    END IF;
+    RETURN NULL;
+END
+$$;
+-- +goose StatementEnd
+
+CREATE TRIGGER switchboard_dead_letter_requeued
+    AFTER UPDATE OF state ON switchboard.river_job
+    FOR EACH ROW
+    WHEN (OLD.state IN ('discarded', 'cancelled') AND NEW.state IN ('available', 'scheduled', 'pending'))
+    EXECUTE FUNCTION switchboard.requeue_dead_letter();
+
 -- dlq_retry requeues open dead letters: a fresh job with the same kind and
 -- args, the row marked requeued with the new job id, and an audit entry.
 -- Returns the new job ids in the order of the given ids.
@@ -353,6 +384,7 @@ REVOKE ALL ON FUNCTION switchboard.send_sms(text, text, text, text, timestamptz,
 REVOKE ALL ON FUNCTION switchboard.cancel_sms(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION switchboard.enqueue(text, jsonb, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION switchboard.record_dead_letter() FROM PUBLIC;
+REVOKE ALL ON FUNCTION switchboard.requeue_dead_letter() FROM PUBLIC;
 REVOKE ALL ON FUNCTION switchboard.dlq_retry(bigint[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION switchboard.dlq_purge(bigint[], text) FROM PUBLIC;
 
@@ -365,6 +397,8 @@ GRANT EXECUTE ON FUNCTION switchboard.dlq_retry(bigint[], text), switchboard.dlq
     TO switchboard_operator, switchboard_worker;
 
 -- +goose Down
+DROP TRIGGER switchboard_dead_letter_requeued ON switchboard.river_job;
+DROP FUNCTION switchboard.requeue_dead_letter();
 DROP TRIGGER switchboard_dead_letter ON switchboard.river_job;
 DROP FUNCTION switchboard.dlq_purge(bigint[], text);
 DROP FUNCTION switchboard.dlq_retry(bigint[], text);

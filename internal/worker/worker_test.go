@@ -301,3 +301,22 @@ func TestParseQueues(t *testing.T) {
 	}
 }
 
+
+func TestRiverUIRetryMarksTheDeadLetterRequeued(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(w *river.Workers) { river.AddWorker(w, &failWorker{}) })
+	b.start(t)
+	ctx := context.Background()
+	res, err := b.client.Insert(ctx, failArgs{N: 7}, nil)
+	require.NoError(t, err)
+	dl := waitDeadLetter(t, b.pool, res.Job.ID)
+
+	// What River UI's retry button calls.
+	_, err = b.client.JobRetry(ctx, res.Job.ID)
+	require.NoError(t, err)
+	var state, actor string
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT d.state, a.actor FROM switchboard.dead_letters d
+		JOIN switchboard.audit_log a ON a.target_id = d.id::text AND a.action = 'dlq.retry' WHERE d.id = $1`, dl.ID).Scan(&state, &actor))
+	require.Equal(t, "requeued", state)
+	require.Equal(t, "river_ui", actor)
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/switchboard-health/switchboard/internal/api"
+	"github.com/switchboard-health/switchboard/internal/worker"
+)
+
+// apiConfig is what `switchboard api` reads.
+type apiConfig struct {
+	base
+	API         api.Config
+	TwilioToken string `env:"TWILIO_AUTH_TOKEN"`
+	DBMaxConns  int32  `env:"API_DB_MAX_CONNS, default=20"`
+}
+
+func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("api", "api\n\nServes provider webhooks, River UI (/riverui/, operator auth) and /healthz, /readyz, /metrics on API_ADDR.", stdout)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var cfg apiConfig
+	if err := load(ctx, &cfg); err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg.base, cfg.DBMaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	cfg.API.TwilioAuthToken = cfg.TwilioToken
+	srv, err := newAPIServer(cfg.API, pool, logger)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
+
+// newInsertClient is an insert-only River client: the api enqueues webhook
+// processing and serves River UI, it works no jobs.
+func newInsertClient(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
+	return river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: worker.Schema})
+}
+
+func newAPIServer(cfg api.Config, pool *pgxpool.Pool, logger *slog.Logger) (*api.Server, error) {
+	client, err := newInsertClient(pool)
+	if err != nil {
+		return nil, err
+	}
+	return api.New(cfg, pool, client, logger)
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/switchboard-health/switchboard/internal/database"
+	"github.com/switchboard-health/switchboard/internal/logging"
+)
+
+// base is what every command that touches the database reads.
+type base struct {
+	DatabaseURL string `env:"DATABASE_URL"`
+	Log         logging.Config
+}
+
+// load reads the environment into each of targets.
+func load(ctx context.Context, targets ...any) error {
+	for _, t := range targets {
+		if err := envconfig.Process(ctx, t); err != nil {
+			return fmt.Errorf("configuration: %w", err)
+		}
+	}
+	return nil
+}
+
+func newLogger(cfg logging.Config, w io.Writer) (*slog.Logger, error) {
+	return logging.New(cfg, w)
+}
+
+func openPool(ctx context.Context, b base, maxConns int32) (*pgxpool.Pool, error) {
+	if b.DatabaseURL == "" {
+		return nil, usageError{"DATABASE_URL is not set"}
+	}
+	return database.Open(ctx, database.Config{URL: b.DatabaseURL, MaxConns: maxConns})
+}
+
+// newFlags returns a FlagSet that prints its usage to stdout on --help and
+// reports mistakes as usage errors.
+func newFlags(name, synopsis string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "Usage: switchboard %s\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args, mapping --help to errHelp and mistakes to usageError.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return errHelp
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+func actor() string {
+	if a := os.Getenv("SWITCHBOARD_ACTOR"); a != "" {
+		return a
+	}
+	user := os.Getenv("USER")
+	if user == "" {
+		user = "unknown"
+	}
+	host, _ := os.Hostname()
+	return user + "@" + host
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/switchboard-health/switchboard/internal/api"
+	"github.com/switchboard-health/switchboard/internal/database"
+	"github.com/switchboard-health/switchboard/internal/httpserver"
+	twiliosandbox "github.com/switchboard-health/switchboard/internal/sandbox/twilio"
+	"github.com/switchboard-health/switchboard/internal/worker"
+	"github.com/switchboard-health/switchboard/jobs"
+)
+
+// devDefaults are applied to unset variables by `switchboard dev`: a local
+// api, a sandbox Twilio, and operator credentials made up on the spot.
+var devDefaults = map[string]string{
+	"API_ADDR":           "127.0.0.1:8080",
+	"WORKER_ADDR":        "127.0.0.1:8081",
+	"WORKER_QUEUES":      "sms=50,inbound=20,fhir=5,wearables=5,maintenance=2",
+	"OPERATOR_USERNAME":  "operator",
+	"TWILIO_ACCOUNT_SID": "ACdev0000000000000000000000000000",
+	"TWILIO_AUTH_TOKEN":  "devauthtoken0000000000000000000",
+	"TWILIO_FROM_NUMBER": "+15005550006",
+}
+
+type devConfig struct {
+	workerConfig
+	API           apiConfigNoBase
+	SandboxAddr   string        `env:"DEV_SANDBOX_ADDR, default=127.0.0.1:0"`
+	DemoInterval  time.Duration `env:"DEV_DEMO_INTERVAL, default=2s"`
+	FailureRate   float64       `env:"DEV_SANDBOX_FAILURE_RATE, default=0.1"`
+	CallbackDelay time.Duration `env:"DEV_SANDBOX_CALLBACK_DELAY, default=500ms"`
+}
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("dev", "dev\n\nMigrates DATABASE_URL, then runs worker, api, a sandbox Twilio that answers like Twilio and\nposts signed status callbacks, and a trickle of demo messages through switchboard.send_sms.", stdout)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	for k, v := range devDefaults {
+		if os.Getenv(k) == "" {
+			os.Setenv(k, v)
+		}
+	}
+	password := ""
+	if os.Getenv("OPERATOR_PASSWORD_HASH") == "" {
+		var b [9]byte
+		_, _ = rand.Read(b[:])
+		password = hex.EncodeToString(b[:])
+		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+		if err != nil {
+			return err
+		}
+		os.Setenv("OPERATOR_PASSWORD_HASH", string(hash))
+	}
+
+	// The api's address decides PUBLIC_BASE_URL, so listen first.
+	apiLn, err := net.Listen("tcp", envOr("API_ADDR", devDefaults["API_ADDR"]))
+	if err != nil {
+		return fmt.Errorf("error listening for the api: %w", err)
+	}
+	defer apiLn.Close()
+	if os.Getenv("PUBLIC_BASE_URL") == "" {
+		os.Setenv("PUBLIC_BASE_URL", "http://"+apiLn.Addr().String())
+	}
+
+	var cfg devConfig
+	if err := load(ctx, &cfg); err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		return usageError{"DATABASE_URL is not set (make run provides one)"}
+	}
+	if _, err := database.Migrate(ctx, cfg.DatabaseURL, database.Up, logger); err != nil {
+		return err
+	}
+
+	sandboxLn, err := net.Listen("tcp", cfg.SandboxAddr)
+	if err != nil {
+		return fmt.Errorf("error listening for the sandbox: %w", err)
+	}
+	defer sandboxLn.Close()
+	sandbox := twiliosandbox.New(twiliosandbox.Config{
+		AccountSID:    cfg.Twilio.AccountSID,
+		AuthToken:     cfg.Twilio.AuthToken,
+		CallbackDelay: cfg.CallbackDelay,
+		FailureRate:   cfg.FailureRate,
+	}, logger.With(slog.String("component", "sandbox_twilio")))
+	if os.Getenv("TWILIO_API_BASE_URL") == "" {
+		cfg.Twilio.APIBaseURL = "http://" + sandboxLn.Addr().String()
+	}
+
+	pool, err := openPool(ctx, cfg.base, cfg.Worker.DBMaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	client, err := newWorkerClient(cfg.workerConfig, pool, logger)
+	if err != nil {
+		return err
+	}
+	cfg.API.API.TwilioAuthToken = cfg.Twilio.AuthToken
+	srv, err := newAPIServer(cfg.API.API, pool, logger)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return worker.Run(gctx, cfg.Worker, client, logger) })
+	g.Go(func() error {
+		return httpserver.Serve(gctx, cfg.Worker.Addr, workerProbes(pool, client), logger)
+	})
+	g.Go(func() error { return httpserver.ServeListener(gctx, apiLn, srv.Handler(), logger) })
+	g.Go(func() error { return httpserver.ServeListener(gctx, sandboxLn, sandbox, logger) })
+	g.Go(func() error { sandbox.Run(gctx); return nil })
+	g.Go(func() error { return demoTraffic(gctx, pool, cfg.DemoInterval, logger) })
+
+	base := os.Getenv("PUBLIC_BASE_URL")
+	fmt.Fprintf(stdout, "\nSwitchboard dev is running.\n\n")
+	fmt.Fprintf(stdout, "  River UI     %s/riverui/\n", base)
+	if password != "" {
+		fmt.Fprintf(stdout, "  login        %s / %s\n", cfg.API.API.OperatorUsername, password)
+	} else {
+		fmt.Fprintf(stdout, "  login        %s / (the password behind OPERATOR_PASSWORD_HASH)\n", cfg.API.API.OperatorUsername)
+	}
+	fmt.Fprintf(stdout, "  worker       http://%s/metrics\n", cfg.Worker.Addr)
+	fmt.Fprintf(stdout, "  sandbox      Twilio at http://%s (status callbacks to %s/webhooks/twilio/status)\n", sandboxLn.Addr(), base)
+	fmt.Fprintf(stdout, "  messages     psql \"$DATABASE_URL\" -c 'SELECT id, status, provider_message_id, updated_at FROM switchboard.messages ORDER BY id DESC LIMIT 10'\n")
+	fmt.Fprintf(stdout, "  demo         one message every %s through switchboard.send_sms; Ctrl-C stops\n\n", cfg.DemoInterval)
+
+	return g.Wait()
+}
+
+// apiConfigNoBase is the api's configuration without the base fields the
+// worker's configuration already carries.
+type apiConfigNoBase struct {
+	API api.Config
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// demoTraffic enqueues a demo message every interval, the way an app does:
+// a domain write and switchboard.send_sms in one transaction.
+func demoTraffic(ctx context.Context, pool *pgxpool.Pool, interval time.Duration, logger *slog.Logger) error {
+	if interval <= 0 {
+		return nil
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	run := time.Now().UTC().Format("20060102T150405")
+	for n := 1; ; n++ {
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			id, err := jobs.SendSMS(ctx, tx, jobs.SendSMSParams{
+				IdempotencyKey: fmt.Sprintf("demo-%s-%d", run, n),
+				To:             fmt.Sprintf("+1555010%04d", n%10000),
+				Body:           fmt.Sprintf("Switchboard demo reminder #%d: your appointment is tomorrow at 9:00.", n),
+				PatientRef:     fmt.Sprintf("demo-patient-%d", n%50),
+			})
+			if err == nil {
+				logger.InfoContext(ctx, "demo message enqueued", slog.Int64("message_id", id))
+			}
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			logger.ErrorContext(ctx, "demo enqueue failed", slog.String("error", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+

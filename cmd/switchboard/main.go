@@ -1,0 +1,82 @@
+// Command switchboard runs Switchboard: migrations, the worker, the api, the
+// all-in-one dev mode and the operator's dead-letter tools.
+//
+//	switchboard migrate up|down|status|reset
+//	switchboard worker
+//	switchboard api
+//	switchboard dev
+//	switchboard dlq list|show|retry|purge
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, errHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchboard: "+err.Error())
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// errHelp ends a command that printed its help.
+var errHelp = errors.New("help")
+
+// usageError is a mistake on the command line (exit status 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+const usage = `Usage: switchboard <command> [arguments]
+
+Commands:
+  migrate up|down|status|reset   apply, roll back one, list, or redo all migrations
+  worker                         work jobs (River) and serve /healthz /readyz /metrics on WORKER_ADDR
+  api                            serve webhooks, River UI and probes on API_ADDR
+  dev                            migrate, then worker + api + sandbox providers + demo traffic
+  dlq list|show|retry|purge      inspect and act on dead letters
+
+Configuration comes from the environment; see README.md.
+Run 'switchboard <command> --help' for a command's arguments.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{"a command is required"}
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return errHelp
+	case "migrate":
+		return runMigrate(ctx, args[1:], stdout, stderr)
+	case "worker":
+		return runWorker(ctx, args[1:], stdout, stderr)
+	case "api":
+		return runAPI(ctx, args[1:], stdout, stderr)
+	case "dev":
+		return runDev(ctx, args[1:], stdout, stderr)
+	case "dlq":
+		return runDLQ(ctx, args[1:], stdout, stderr)
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError{fmt.Sprintf("unknown command %q", args[0])}
+	}
+}
