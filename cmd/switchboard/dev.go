@@ -196,4 +196,3 @@ func demoTraffic(ctx context.Context, pool *pgxpool.Pool, interval time.Duration
 		}
 	}
 }
-

@@ -301,7 +301,6 @@ func TestParseQueues(t *testing.T) {
 	}
 }
 
-
 func TestRiverUIRetryMarksTheDeadLetterRequeued(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(w *river.Workers) { river.AddWorker(w, &failWorker{}) })
