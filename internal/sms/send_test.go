@@ -26,7 +26,7 @@ const (
 	testSID   = "ACtest"
 	testToken = "authtoken"
 	testFrom  = "+15005550006"
-	testTo    = "+15005550009"
+	testTo    = "+14155550123"
 	testBody  = "Your appointment is tomorrow at 9:00."
 )
 

@@ -1,0 +1,290 @@
+package twilio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	twclient "github.com/twilio/twilio-go/client"
+	twapi "github.com/twilio/twilio-go/rest/api/v2010"
+
+	"github.com/switchboard-health/switchboard/internal/sms"
+)
+
+// Reconciliation bounds (FindSent).
+const (
+	// clockSkew widens the search window: Twilio's clock and ours differ.
+	clockSkew = time.Minute
+	// findPageSize and findMaxPages bound the list read while reconciling.
+	// Twilio lists newest first, and one recipient gets few messages, so
+	// the message looked for is on the first page.
+	findPageSize = 20
+	findMaxPages = 3
+	// directionOutboundAPI is the direction of a message created through
+	// the REST API.
+	directionOutboundAPI = "outbound-api"
+)
+
+// Client sends SMS through Twilio's Programmable Messaging API with the
+// official twilio-go SDK. It implements sms.Sender and is safe for
+// concurrent use: every call builds its own small SDK client on the shared
+// transport.
+type Client struct {
+	cfg       Config
+	target    *url.URL
+	transport http.RoundTripper
+	now       func() time.Time
+}
+
+var _ sms.Sender = (*Client)(nil)
+
+// New returns a Client for cfg. transport is shared by every call (pass a
+// tuned *http.Transport whose MaxIdleConnsPerHost covers the workers); nil
+// means NewTransport(). It returns an error when cfg is invalid.
+func New(cfg Config, transport http.RoundTripper) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("error configuring twilio: %w", err)
+	}
+	target, err := parseBaseURL(cfg.APIBaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("error configuring twilio: %w", err)
+	}
+	if transport == nil {
+		transport = NewTransport()
+	}
+	return &Client{cfg: cfg, target: target, transport: transport, now: time.Now}, nil
+}
+
+// Provider returns "twilio".
+func (c *Client) Provider() string { return Provider }
+
+// api builds the v2010 API service for one call on ctx, and the transport
+// that observes it.
+func (c *Client) api(ctx context.Context) (*twapi.ApiService, *callTransport) {
+	rt := &callTransport{ctx: ctx, base: c.transport, target: c.target}
+	tc := &twclient.Client{
+		Credentials: twclient.NewCredentials(c.cfg.AccountSID, c.cfg.AuthToken),
+		HTTPClient: &http.Client{
+			Transport:     rt,
+			Timeout:       c.cfg.RequestTimeout,
+			CheckRedirect: noRedirects,
+		},
+	}
+	tc.SetAccountSid(c.cfg.AccountSID)
+	return twapi.NewApiServiceWithClient(tc), rt
+}
+
+// Send submits m to Twilio: To, Body, From or MessagingServiceSid, the
+// status callback when m has one, and ValidityPeriod (the shorter of the
+// configured one and m's). It returns Twilio's SID, status and segment
+// count. On failure it returns a *sms.SendError classified by classify: a
+// timeout, reset or 5xx after the request left is sms.ClassAmbiguous, and
+// the message must be looked for (FindSent) before any resend.
+func (c *Client) Send(ctx context.Context, m sms.Outbound) (sms.Accepted, error) {
+	p := &twapi.CreateMessageParams{}
+	p.SetTo(m.To).SetBody(m.Body)
+	if c.cfg.FromNumber != "" {
+		p.SetFrom(c.cfg.FromNumber)
+	} else {
+		p.SetMessagingServiceSid(c.cfg.MessagingServiceSID)
+	}
+	if m.StatusCallbackURL != "" {
+		p.SetStatusCallback(m.StatusCallbackURL)
+	}
+	if secs := c.validitySeconds(m.ValidityPeriod); secs > 0 {
+		p.SetValidityPeriod(secs)
+	}
+
+	api, rt := c.api(ctx)
+	msg, err := api.CreateMessage(p)
+	s := rt.seen()
+	if err = usable(msg, err, s); err != nil {
+		return sms.Accepted{}, classify(attempt{err: err, seen: s, now: c.now()})
+	}
+	return accepted(msg), nil
+}
+
+// validitySeconds is the ValidityPeriod to send, in whole seconds within
+// Twilio's 1…36000, or 0 to send none.
+func (c *Client) validitySeconds(msg time.Duration) int {
+	d := c.cfg.ValidityPeriod
+	if msg != 0 && (d == 0 || msg < d) {
+		d = msg
+	}
+	if d == 0 {
+		return 0
+	}
+	secs := math.Ceil(d.Seconds())
+	return int(min(max(secs, 1), maxValidityPeriod.Seconds()))
+}
+
+// FindSent looks for a message Twilio accepted for m since the given time,
+// to reconcile an attempt whose outcome was lost. It lists the messages to
+// m.To (from the configured number, when there is one), newest first, a few
+// small pages at most, and returns the newest one created through the API
+// no earlier than since minus a minute of clock skew, with exactly m's body
+// (and the configured Messaging Service, when one is used). It returns
+// (nil, nil) when there is none.
+//
+// The list is deliberately not filtered by DateSent: a message still queued
+// has no date_sent yet, and missing it here would text the patient twice.
+// The window is applied to date_created instead.
+//
+// Errors are *sms.SendError; listing is idempotent, so timeouts and 5xx are
+// sms.ClassRetryable.
+func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) (*sms.Accepted, error) {
+	p := &twapi.ListMessageParams{}
+	p.SetTo(m.To)
+	if c.cfg.FromNumber != "" {
+		p.SetFrom(c.cfg.FromNumber)
+	}
+	p.SetPageSize(findPageSize)
+
+	api, rt := c.api(ctx)
+	var msgs []twapi.ApiV2010Message
+	token, page := "", ""
+	for range findMaxPages {
+		resp, err := api.PageMessage(p, token, page)
+		s := rt.seen()
+		if err = redirected(err, s); err != nil {
+			return nil, classify(attempt{idempotent: true, err: err, seen: s, now: c.now()})
+		}
+		msgs = append(msgs, resp.Messages...)
+		if token, page = nextPage(resp.NextPageUri); token == "" && page == "" {
+			break
+		}
+	}
+
+	cutoff := since.Add(-clockSkew)
+	var (
+		found   *twapi.ApiV2010Message
+		foundAt time.Time
+	)
+	for i := range msgs {
+		msg := &msgs[i]
+		if str(msg.Sid) == "" || str(msg.Body) != m.Body || str(msg.To) != m.To ||
+			str(msg.Direction) != directionOutboundAPI {
+			continue
+		}
+		if c.cfg.FromNumber != "" && str(msg.From) != c.cfg.FromNumber {
+			continue
+		}
+		if c.cfg.MessagingServiceSID != "" && str(msg.MessagingServiceSid) != c.cfg.MessagingServiceSID {
+			continue
+		}
+		created, ok := parseDate(str(msg.DateCreated))
+		if !ok || created.Before(cutoff) {
+			continue
+		}
+		if found == nil || created.After(foundAt) {
+			found, foundAt = msg, created
+		}
+	}
+	if found == nil {
+		return nil, nil
+	}
+	acc := accepted(found)
+	return &acc, nil
+}
+
+// Fetch returns the message with the given SID as Twilio sees it now (its
+// current status), or (nil, nil) when Twilio answers 404 with code 20404.
+// Errors are *sms.SendError, classified like FindSent's.
+func (c *Client) Fetch(ctx context.Context, sid string) (*sms.Accepted, error) {
+	if !alphanumeric.MatchString(sid) {
+		// The SDK pastes the SID into the path unescaped.
+		return nil, &sms.SendError{Provider: Provider, Class: sms.ClassPermanent, Err: errors.New("twilio: invalid message sid")}
+	}
+	api, rt := c.api(ctx)
+	msg, err := api.FetchMessage(sid, nil)
+	s := rt.seen()
+	if err = usable(msg, err, s); err != nil {
+		if code, _ := apiCode(err); s.status == http.StatusNotFound && code == 20404 {
+			return nil, nil
+		}
+		return nil, classify(attempt{idempotent: true, err: err, seen: s, now: c.now()})
+	}
+	acc := accepted(msg)
+	return &acc, nil
+}
+
+// ValidateWebhook reports whether signature (the X-Twilio-Signature header)
+// is Twilio's signature of a form POST to fullURL (as Twilio called it,
+// query included) with the given form parameters, first value per key. It
+// uses twilio-go's own validator and the configured auth token.
+func (c *Client) ValidateWebhook(fullURL string, form url.Values, signature string) bool {
+	if signature == "" {
+		return false
+	}
+	params := make(map[string]string, len(form))
+	for k, v := range form {
+		params[k] = ""
+		if len(v) > 0 {
+			params[k] = v[0]
+		}
+	}
+	rv := twclient.NewRequestValidator(c.cfg.AuthToken)
+	return rv.Validate(fullURL, params, signature)
+}
+
+// nextPage reads the PageToken and Page of a list's next_page_uri; both
+// are empty on the last page.
+func nextPage(uri *string) (token, page string) {
+	if uri == nil || *uri == "" {
+		return "", ""
+	}
+	u, err := url.Parse(*uri)
+	if err != nil {
+		return "", ""
+	}
+	q := u.Query()
+	return q.Get("PageToken"), q.Get("Page")
+}
+
+// redirected returns the error of an SDK call that returned err:
+// errRedirect for a 3xx, which the SDK takes for a success, else err.
+func redirected(err error, s seen) error {
+	if s.status >= 300 && s.status < 400 {
+		return errRedirect
+	}
+	return err
+}
+
+// usable returns the error of an SDK call that returned msg and err:
+// redirected's, or an error for a message without a SID.
+func usable(msg *twapi.ApiV2010Message, err error, s seen) error {
+	if err := redirected(err, s); err != nil {
+		return err
+	}
+	if msg == nil || str(msg.Sid) == "" {
+		return fmt.Errorf("%w: no message sid", ErrUndecodable)
+	}
+	return nil
+}
+
+func accepted(msg *twapi.ApiV2010Message) sms.Accepted {
+	segments, _ := strconv.Atoi(str(msg.NumSegments))
+	return sms.Accepted{ProviderMessageID: str(msg.Sid), Status: str(msg.Status), Segments: segments}
+}
+
+// parseDate parses Twilio's RFC 2822 dates ("Mon, 02 Jan 2006 15:04:05 +0000").
+func parseDate(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC1123Z, time.RFC1123} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
