@@ -16,7 +16,7 @@ import (
 
 // apiConfig is what `switchboard api` reads.
 type apiConfig struct {
-	base
+	Base        base
 	API         api.Config
 	TwilioToken string `env:"TWILIO_AUTH_TOKEN"`
 	DBMaxConns  int32  `env:"API_DB_MAX_CONNS, default=20"`
@@ -31,11 +31,11 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := load(ctx, &cfg); err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.Log, stderr)
+	logger, err := newLogger(cfg.Base.Log, stderr)
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, cfg.base, cfg.DBMaxConns)
+	pool, err := openPool(ctx, cfg.Base, cfg.DBMaxConns)
 	if err != nil {
 		return err
 	}

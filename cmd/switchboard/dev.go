@@ -37,7 +37,7 @@ var devDefaults = map[string]string{
 }
 
 type devConfig struct {
-	workerConfig
+	WorkerConfig  workerConfig
 	API           apiConfigNoBase
 	SandboxAddr   string        `env:"DEV_SANDBOX_ADDR, default=127.0.0.1:0"`
 	DemoInterval  time.Duration `env:"DEV_DEMO_INTERVAL, default=2s"`
@@ -81,16 +81,18 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := load(ctx, &cfg); err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.Log, stderr)
+	logger, err := newLogger(cfg.WorkerConfig.Base.Log, stderr)
 	if err != nil {
 		return err
 	}
-	if cfg.DatabaseURL == "" {
+	if cfg.WorkerConfig.Base.DatabaseURL == "" {
 		return usageError{"DATABASE_URL is not set (make run provides one)"}
 	}
-	if _, err := database.Migrate(ctx, cfg.DatabaseURL, database.Up, logger); err != nil {
+	applied, err := database.Migrate(ctx, cfg.WorkerConfig.Base.DatabaseURL, database.Up, logger)
+	if err != nil {
 		return err
 	}
+	logger.InfoContext(ctx, "migrated", slog.Int("applied", len(applied)))
 
 	sandboxLn, err := net.Listen("tcp", cfg.SandboxAddr)
 	if err != nil {
@@ -98,25 +100,25 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer sandboxLn.Close()
 	sandbox := twiliosandbox.New(twiliosandbox.Config{
-		AccountSID:    cfg.Twilio.AccountSID,
-		AuthToken:     cfg.Twilio.AuthToken,
+		AccountSID:    cfg.WorkerConfig.Twilio.AccountSID,
+		AuthToken:     cfg.WorkerConfig.Twilio.AuthToken,
 		CallbackDelay: cfg.CallbackDelay,
 		FailureRate:   cfg.FailureRate,
 	}, logger.With(slog.String("component", "sandbox_twilio")))
 	if os.Getenv("TWILIO_API_BASE_URL") == "" {
-		cfg.Twilio.APIBaseURL = "http://" + sandboxLn.Addr().String()
+		cfg.WorkerConfig.Twilio.APIBaseURL = "http://" + sandboxLn.Addr().String()
 	}
 
-	pool, err := openPool(ctx, cfg.base, cfg.Worker.DBMaxConns)
+	pool, err := openPool(ctx, cfg.WorkerConfig.Base, cfg.WorkerConfig.Worker.DBMaxConns)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	client, err := newWorkerClient(cfg.workerConfig, pool, logger)
+	client, err := newWorkerClient(cfg.WorkerConfig, pool, logger)
 	if err != nil {
 		return err
 	}
-	cfg.API.API.TwilioAuthToken = cfg.Twilio.AuthToken
+	cfg.API.API.TwilioAuthToken = cfg.WorkerConfig.Twilio.AuthToken
 	srv, err := newAPIServer(cfg.API.API, pool, logger)
 	if err != nil {
 		return err
@@ -126,9 +128,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return worker.Run(gctx, cfg.Worker, client, logger) })
+	g.Go(func() error { return worker.Run(gctx, cfg.WorkerConfig.Worker, client, logger) })
 	g.Go(func() error {
-		return httpserver.Serve(gctx, cfg.Worker.Addr, workerProbes(pool, client), logger)
+		return httpserver.Serve(gctx, cfg.WorkerConfig.Worker.Addr, workerProbes(pool, client), logger)
 	})
 	g.Go(func() error { return httpserver.ServeListener(gctx, apiLn, srv.Handler(), logger) })
 	g.Go(func() error { return httpserver.ServeListener(gctx, sandboxLn, sandbox, logger) })
@@ -143,9 +145,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	} else {
 		fmt.Fprintf(stdout, "  login        %s / (the password behind OPERATOR_PASSWORD_HASH)\n", cfg.API.API.OperatorUsername)
 	}
-	fmt.Fprintf(stdout, "  worker       http://%s/metrics\n", cfg.Worker.Addr)
+	fmt.Fprintf(stdout, "  worker       http://%s/metrics\n", cfg.WorkerConfig.Worker.Addr)
 	fmt.Fprintf(stdout, "  sandbox      Twilio at http://%s (status callbacks to %s/webhooks/twilio/status)\n", sandboxLn.Addr(), base)
-	fmt.Fprintf(stdout, "  messages     psql \"$DATABASE_URL\" -c 'SELECT id, status, provider_message_id, updated_at FROM switchboard.messages ORDER BY id DESC LIMIT 10'\n")
+	fmt.Fprintf(stdout, "  messages     psql '%s' -c 'SELECT id, status, provider_message_id, updated_at FROM switchboard.messages ORDER BY id DESC LIMIT 10'\n", cfg.WorkerConfig.Base.DatabaseURL)
 	fmt.Fprintf(stdout, "  demo         one message every %s through switchboard.send_sms; Ctrl-C stops\n\n", cfg.DemoInterval)
 
 	return g.Wait()

@@ -20,7 +20,7 @@ import (
 
 // workerConfig is what `switchboard worker` reads.
 type workerConfig struct {
-	base
+	Base   base
 	Worker worker.Config
 	SMS    sms.Config
 	Twilio twilio.Config
@@ -35,11 +35,11 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := load(ctx, &cfg); err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.Log, stderr)
+	logger, err := newLogger(cfg.Base.Log, stderr)
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, cfg.base, cfg.Worker.DBMaxConns)
+	pool, err := openPool(ctx, cfg.Base, cfg.Worker.DBMaxConns)
 	if err != nil {
 		return err
 	}

@@ -152,7 +152,8 @@ func newProvider(url string, logger *slog.Logger) (*goose.Provider, *sql.DB, err
 		goose.WithDisableGlobalRegistry(true),
 	}
 	if logger != nil {
-		opts = append(opts, goose.WithSlog(logger), goose.WithVerbose(true))
+		// goose logs every statement at info; keep only its warnings.
+		opts = append(opts, goose.WithSlog(slog.New(levelFloor{logger.Handler(), slog.LevelWarn})))
 	}
 	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, opts...)
 	if err != nil {
@@ -160,4 +161,14 @@ func newProvider(url string, logger *slog.Logger) (*goose.Provider, *sql.DB, err
 		return nil, nil, fmt.Errorf("error loading migrations: %w", err)
 	}
 	return provider, db, nil
+}
+
+// levelFloor drops records below its level.
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
 }
