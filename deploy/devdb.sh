@@ -7,13 +7,15 @@
 #
 # initdb and pg_ctl refuse to run as root; when we are root they run as the
 # `postgres` user, which owns .data/pg. The cluster listens on 127.0.0.1 at
-# DEVDB_PORT (default 55432) and on a socket inside .data/pg, so it never
-# collides with a system PostgreSQL. It is reused on the next call.
+# DEVDB_PORT (default: 55000-55899, derived from the checkout's path) and on a
+# socket inside .data/pg, so it never collides with a system PostgreSQL or
+# another checkout's cluster. It is reused on the next call.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 data="$root/.data/pg"
-port="${DEVDB_PORT:-55432}"
+# Each checkout gets its own port, so a CI clone never meets this one's cluster.
+port="${DEVDB_PORT:-$((55000 + $(printf '%s' "$root" | cksum | cut -d' ' -f1) % 900))}"
 log="$root/.data/pg.log"
 
 find_bin() {
@@ -53,8 +55,6 @@ start() {
     as_owner "$initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
     cat >>"$data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
-port = $port
-unix_socket_directories = '$data'
 max_connections = 300
 shared_buffers = 256MB
 fsync = on
@@ -62,7 +62,7 @@ CONF
   fi
   touch "$log"; [ "$(id -u)" -eq 0 ] && chown postgres "$log"
   if ! as_owner "$pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    as_owner "$pg_ctl" -D "$data" -l "$log" -w -t 60 start >/dev/null
+    as_owner "$pg_ctl" -D "$data" -l "$log" -w -t 60 -o "-p $port -k $data" start >/dev/null
   fi
 }
 
