@@ -17,3 +17,6 @@ SELECT switchboard.dlq_purge(@ids::bigint[], @actor::text)::integer AS purged;
 
 -- name: DeadLetterCountOpenByKind :many
 SELECT kind, count(*)::bigint AS n FROM switchboard.dead_letters WHERE state = 'open' GROUP BY kind ORDER BY kind;
+
+-- name: DeadLetterRetryWhere :one
+SELECT switchboard.dlq_retry_where(sqlc.narg(kind)::text, sqlc.narg(class)::text, sqlc.narg(since)::timestamptz, @actor::text)::integer AS requeued;

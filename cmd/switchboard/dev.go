@@ -20,7 +20,6 @@ import (
 	"github.com/switchboard-health/switchboard/internal/database"
 	"github.com/switchboard-health/switchboard/internal/httpserver"
 	twiliosandbox "github.com/switchboard-health/switchboard/internal/sandbox/twilio"
-	"github.com/switchboard-health/switchboard/internal/worker"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -114,7 +113,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer pool.Close()
-	client, err := newWorkerClient(cfg.WorkerConfig, pool, logger)
+	w, err := newWorker(ctx, cfg.WorkerConfig, pool, logger)
 	if err != nil {
 		return err
 	}
@@ -128,10 +127,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return worker.Run(gctx, cfg.WorkerConfig.Worker, client, logger) })
-	g.Go(func() error {
-		return httpserver.Serve(gctx, cfg.WorkerConfig.Worker.Addr, workerProbes(pool, client), logger)
-	})
+	w.start(g, gctx, cfg.WorkerConfig, pool, logger)
 	g.Go(func() error { return httpserver.ServeListener(gctx, apiLn, srv.Handler(), logger) })
 	g.Go(func() error { return httpserver.ServeListener(gctx, sandboxLn, sandbox, logger) })
 	g.Go(func() error { sandbox.Run(gctx); return nil })

@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -29,6 +30,8 @@ type Config struct {
 	InFlightGrace time.Duration `env:"SMS_INFLIGHT_GRACE, default=30s"`
 	// SendTimeout bounds one sms_send job.
 	SendTimeout time.Duration `env:"SMS_SEND_TIMEOUT, default=60s"`
+	// UnavailableLimit is set from job_kinds by NewSendWorker.
+	UnavailableLimit time.Duration `env:"-"`
 }
 
 // SendWorker works sms_send jobs. It is safe for concurrent use.
@@ -38,16 +41,76 @@ type SendWorker struct {
 	cfg    Config
 	pool   *pgxpool.Pool
 	sender Sender
+	dest   *resilience.Destination
+	limits Admitter
 	logger *slog.Logger
 	q      *db.Queries
 }
 
-// NewSendWorker returns a worker that sends through sender.
-func NewSendWorker(cfg Config, pool *pgxpool.Pool, sender Sender, logger *slog.Logger) *SendWorker {
+// Admitter applies a distributed rate limit: it returns 0 when a send may
+// go now, or how long to wait for the next slot.
+type Admitter interface {
+	Admit(ctx context.Context) (time.Duration, error)
+}
+
+// SendDeps are what a SendWorker calls: the provider, its destination's
+// resilience policies, and an optional rate limit (nil: none).
+type SendDeps struct {
+	Sender      Sender
+	Destination *resilience.Destination
+	Limits      Admitter
+	// UnavailableLimit is how long a message may wait for an unavailable
+	// provider (breaker open, paused) before it becomes a dead letter of
+	// class unavailable (job_kinds.unavailable_limit).
+	UnavailableLimit time.Duration
+}
+
+// NewSendWorker returns a worker that sends through deps.Sender, guarded
+// by deps.Destination.
+func NewSendWorker(cfg Config, pool *pgxpool.Pool, deps SendDeps, logger *slog.Logger) *SendWorker {
 	if cfg.InFlightGrace <= 0 {
 		cfg.InFlightGrace = 30 * time.Second
 	}
-	return &SendWorker{cfg: cfg, pool: pool, sender: sender, logger: logger, q: db.New()}
+	if deps.UnavailableLimit > 0 {
+		cfg.UnavailableLimit = deps.UnavailableLimit
+	}
+	return &SendWorker{cfg: cfg, pool: pool, sender: deps.Sender, dest: deps.Destination, limits: deps.Limits, logger: logger, q: db.New()}
+}
+
+// Outcome tells the resilience layer whether a send or lookup error means
+// the provider is failing: only failures that may be an outage count
+// (ambiguous and retryable ones); answers about the request do not.
+func Outcome(err error) resilience.Outcome {
+	var se *SendError
+	if errors.As(err, &se) && se.Class != ClassAmbiguous && se.Class != ClassRetryable {
+		return resilience.Healthy
+	}
+	return resilience.Failing
+}
+
+// call runs fn through the provider's resilience policies, when configured.
+func (w *SendWorker) call(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
+	if w.dest == nil {
+		return fn(ctx)
+	}
+	err := w.dest.Call(ctx, idempotent, fn)
+	var ue *resilience.UnavailableError
+	if errors.As(err, &ue) {
+		return &SendError{Provider: w.sender.Provider(), Class: ClassUnavailable, RetryAfter: ue.RetryAfter, Err: ue}
+	}
+	return err
+}
+
+// ready reports, before anything is recorded, whether the provider can be
+// called now; an unavailable one snoozes the job.
+func (w *SendWorker) ready(ctx context.Context, job *river.Job[jobs.SMSSendArgs]) error {
+	if w.dest == nil {
+		return nil
+	}
+	if err := w.dest.Ready(); err != nil {
+		return resilience.Snooze(ctx, job.JobRow, err, w.cfg.UnavailableLimit)
+	}
+	return nil
 }
 
 // Timeout bounds one run of the job.
@@ -96,11 +159,19 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[jobs.SMSSendArgs])
 		return err
 	}
 	out := p.out
+	if err := w.ready(ctx, job); err != nil {
+		return err
+	}
 
 	if p.unresolved != nil {
-		found, err := w.sender.FindSent(ctx, out, p.unresolved.StartedAt)
+		var found *Accepted
+		err := w.call(ctx, true, func(ctx context.Context) error {
+			var err error
+			found, err = w.sender.FindSent(ctx, out, p.unresolved.StartedAt)
+			return err
+		})
 		if err != nil {
-			return w.reconcileFailed(ctx, err)
+			return w.reconcileFailed(ctx, job, err)
 		}
 		if found != nil {
 			log.InfoContext(ctx, "adopted message the provider had accepted", slog.String("vendor", w.sender.Provider()))
@@ -131,11 +202,26 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[jobs.SMSSendArgs])
 		}
 	}
 
+	if w.limits != nil {
+		wait, err := w.limits.Admit(ctx)
+		if err != nil {
+			return fmt.Errorf("error applying rate limit: %w", err)
+		}
+		if wait > 0 {
+			return river.JobSnooze(wait)
+		}
+	}
+
 	attempt, err := w.begin(ctx, job)
 	if err != nil {
 		return err
 	}
-	acc, sendErr := w.sender.Send(ctx, out)
+	var acc Accepted
+	sendErr := w.call(ctx, false, func(ctx context.Context) error {
+		var err error
+		acc, err = w.sender.Send(ctx, out)
+		return err
+	})
 	if sendErr == nil {
 		return w.accepted(ctx, job, attempt, acc)
 	}
@@ -327,7 +413,7 @@ func (w *SendWorker) failed(ctx context.Context, job *river.Job[jobs.SMSSendArgs
 			result = river.JobSnooze(max(se.RetryAfter, time.Second))
 		case ClassUnavailable:
 			finish.Outcome = ptr("not_sent")
-			result = river.JobSnooze(max(se.RetryAfter, time.Second))
+			result = resilience.Snooze(ctx, job.JobRow, se.Err, w.cfg.UnavailableLimit)
 		case ClassRetryable:
 			finish.Outcome = ptr("not_sent")
 			result = fmt.Errorf("error sending sms: %w", se)
@@ -354,10 +440,13 @@ func (w *SendWorker) failed(ctx context.Context, job *river.Job[jobs.SMSSendArgs
 
 // reconcileFailed handles a failed FindSent: nothing was sent, so a
 // throttle snoozes and anything else retries later.
-func (w *SendWorker) reconcileFailed(_ context.Context, err error) error {
+func (w *SendWorker) reconcileFailed(ctx context.Context, job *river.Job[jobs.SMSSendArgs], err error) error {
 	se := AsSendError(w.sender.Provider(), err)
-	if se.Class == ClassThrottled || se.Class == ClassUnavailable {
+	switch se.Class {
+	case ClassThrottled:
 		return river.JobSnooze(max(se.RetryAfter, time.Second))
+	case ClassUnavailable:
+		return resilience.Snooze(ctx, job.JobRow, se.Err, w.cfg.UnavailableLimit)
 	}
 	return fmt.Errorf("error reconciling sms with provider: %w", se)
 }

@@ -57,13 +57,13 @@ func setup(t *testing.T, publicBaseURL string) *testBundle {
 	require.NoError(t, err)
 
 	workers := river.NewWorkers()
-	river.AddWorker(workers, sms.NewSendWorker(sms.Config{PublicBaseURL: publicBaseURL, InFlightGrace: 5 * time.Second}, pool, tw, logger))
+	river.AddWorker(workers, sms.NewSendWorker(sms.Config{PublicBaseURL: publicBaseURL, InFlightGrace: 5 * time.Second}, pool, sms.SendDeps{Sender: tw}, logger))
 	river.AddWorker(workers, sms.NewWebhookWorker(pool, map[string]sms.ReportParser{twilio.Provider: tw}, logger))
 	client, err := worker.NewClient(worker.Config{
 		Queues:            "sms=10,inbound=5",
 		FetchCooldown:     10 * time.Millisecond,
 		FetchPollInterval: 50 * time.Millisecond,
-	}, pool, workers, logger)
+	}, pool, workers, nil, logger)
 	require.NoError(t, err)
 	require.NoError(t, client.Start(ctx))
 	t.Cleanup(func() {

@@ -288,3 +288,21 @@ func str(p *string) string {
 	}
 	return *p
 }
+
+// Probe checks that Twilio answers and accepts our credentials, with the
+// cheapest authenticated read there is: one page of one message. Errors are
+// *sms.SendError, classified like Fetch's.
+func (c *Client) Probe(ctx context.Context) error {
+	p := &twapi.ListMessageParams{}
+	p.SetPageSize(1)
+	api, rt := c.api(ctx)
+	page, err := api.PageMessage(p, "", "")
+	s := rt.seen()
+	if err == nil && page == nil {
+		err = ErrUndecodable
+	}
+	if err != nil {
+		return classify(attempt{idempotent: true, err: err, seen: s, now: c.now()})
+	}
+	return nil
+}

@@ -117,7 +117,9 @@ func NewTransport(cfg Config) *http.Transport {
 // river_job records it); this client makes sure unknown kinds and args that
 // do not decode get there quickly instead of after River's 25 default
 // attempts.
-func NewClient(cfg Config, pool *pgxpool.Pool, workers *river.Workers, logger *slog.Logger) (*river.Client[pgx.Tx], error) {
+//
+// periodic jobs are registered on every client (the leader inserts them).
+func NewClient(cfg Config, pool *pgxpool.Pool, workers *river.Workers, periodic []*river.PeriodicJob, logger *slog.Logger) (*river.Client[pgx.Tx], error) {
 	queues, err := ParseQueues(cfg.Queues)
 	if err != nil {
 		return nil, err
@@ -140,6 +142,7 @@ func NewClient(cfg Config, pool *pgxpool.Pool, workers *river.Workers, logger *s
 		RescueStuckJobsAfter: time.Hour,
 		ErrorHandler:         &errorHandler{logger: logger, unknownKindAttempts: unknownAttempts},
 		Middleware:           []rivertype.Middleware{&jobMiddleware{}},
+		PeriodicJobs:         periodic,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("error creating river client: %w", err)

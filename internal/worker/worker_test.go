@@ -80,7 +80,7 @@ func setup(t *testing.T, register func(*river.Workers)) *bundle {
 		ShutdownTimeout:     20 * time.Second,
 		UnknownKindAttempts: 1,
 	}
-	client, err := worker.NewClient(cfg, pool, workers, slog.New(slog.DiscardHandler))
+	client, err := worker.NewClient(cfg, pool, workers, nil, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	return &bundle{pool: pool, client: client, cfg: cfg}
 }

@@ -1,0 +1,336 @@
+// Package resilience puts every call to an external destination (a vendor,
+// or one EHR endpoint) through one policy stack built on failsafe-go, so an
+// outage, a throttle or a slow vendor never burns retries, floods a vendor
+// or starves other queues.
+//
+// # The stack
+//
+// Outermost first: an optional short retry (idempotent requests only), a
+// circuit breaker (failure rate over a time window, half-open probes), a
+// bulkhead (max concurrent calls per process) and a request timeout. The
+// caller's classify function decides which errors count as the destination
+// failing (5xx, timeouts, connection errors): a recipient's invalid number
+// or a 429 says the destination works.
+//
+// # Outcomes
+//
+// A call that cannot be made now — breaker open, destination paused by an
+// operator, bulkhead full — returns an *UnavailableError with RetryAfter:
+// the time until the breaker half-opens plus jitter, so replicas do not
+// stampede. Workers snooze the River job for that long (no attempt spent) and
+// give up into a dead letter of class unavailable only after the kind's
+// limit (Snooze).
+//
+// # Health
+//
+// Every outcome is counted in memory and merged into
+// switchboard.destination_health every few seconds by Registry.Run, which
+// also picks up operator pauses from that table.
+package resilience
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/bulkhead"
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/failsafe-go/failsafe-go/retrypolicy"
+	"github.com/failsafe-go/failsafe-go/timeout"
+	"github.com/sethvargo/go-envconfig"
+)
+
+// Settings configure one destination. Each field can be overridden per
+// destination by DEST_<NAME>_<FIELD>, e.g. DEST_TWILIO_BREAKER_OPEN_FOR=1m
+// (NAME upper-cased, other characters as _).
+type Settings struct {
+	// Timeout bounds one call.
+	Timeout time.Duration `env:"TIMEOUT, default=15s"`
+	// The breaker opens when at least BreakerMinCalls calls in
+	// BreakerWindow failed at BreakerFailureRate or more.
+	BreakerFailureRate float64       `env:"BREAKER_FAILURE_RATE, default=0.5"`
+	BreakerMinCalls    uint          `env:"BREAKER_MIN_CALLS, default=10"`
+	BreakerWindow      time.Duration `env:"BREAKER_WINDOW, default=1m"`
+	// BreakerOpenFor is how long it stays open before letting
+	// BreakerHalfOpenCalls probe calls through.
+	BreakerOpenFor       time.Duration `env:"BREAKER_OPEN_FOR, default=30s"`
+	BreakerHalfOpenCalls uint          `env:"BREAKER_HALF_OPEN_CALLS, default=3"`
+	// MaxConcurrent calls per process; a full bulkhead waits BulkheadWait,
+	// then the job snoozes briefly.
+	MaxConcurrent uint          `env:"MAX_CONCURRENT, default=64"`
+	BulkheadWait  time.Duration `env:"BULKHEAD_WAIT, default=2s"`
+	// Retries is the in-call retry budget for idempotent requests (reads,
+	// lookups); non-idempotent ones are never retried in-call.
+	Retries uint `env:"RETRIES, default=1"`
+	// RateLimit is the distributed limit (e.g. "1/s"), applied by the caller
+	// per sub-key through internal/ratelimit; empty means none.
+	RateLimit string `env:"RATE_LIMIT"`
+}
+
+var nonAlnum = regexp.MustCompile(`[^A-Z0-9]+`)
+
+// EnvPrefix is the prefix of a destination's override variables.
+func EnvPrefix(name string) string {
+	return "DEST_" + nonAlnum.ReplaceAllString(strings.ToUpper(name), "_") + "_"
+}
+
+// LoadSettings reads a destination's settings from the environment: the
+// defaults above, overridden by DEST_<NAME>_* variables. It returns an error
+// naming a malformed variable.
+func LoadSettings(ctx context.Context, name string) (Settings, error) {
+	return LoadSettingsFrom(ctx, name, envconfig.OsLookuper())
+}
+
+// LoadSettingsFrom is LoadSettings with another source of variables.
+func LoadSettingsFrom(ctx context.Context, name string, l envconfig.Lookuper) (Settings, error) {
+	var s Settings
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{
+		Target:   &s,
+		Lookuper: envconfig.PrefixLookuper(EnvPrefix(name), l),
+	}); err != nil {
+		return s, fmt.Errorf("destination %s settings: %w", name, err)
+	}
+	if s.BreakerFailureRate <= 0 || s.BreakerFailureRate > 1 {
+		return s, fmt.Errorf("%sBREAKER_FAILURE_RATE must be in (0, 1]", EnvPrefix(name))
+	}
+	if s.Timeout <= 0 || s.BreakerWindow <= 0 || s.BreakerOpenFor <= 0 {
+		return s, fmt.Errorf("%sTIMEOUT, BREAKER_WINDOW and BREAKER_OPEN_FOR must be positive", EnvPrefix(name))
+	}
+	if s.MaxConcurrent == 0 || s.BreakerMinCalls == 0 || s.BreakerHalfOpenCalls == 0 {
+		return s, fmt.Errorf("%sMAX_CONCURRENT, BREAKER_MIN_CALLS and BREAKER_HALF_OPEN_CALLS must be at least 1", EnvPrefix(name))
+	}
+	return s, nil
+}
+
+// Outcome is what a call's result says about the destination.
+type Outcome int
+
+// Outcomes a classify function returns.
+const (
+	// Healthy: the destination answered (success, or an answer about our
+	// request such as an invalid number or a 429).
+	Healthy Outcome = iota
+	// Failing: 5xx, timeout, connection error — counts toward the breaker.
+	Failing
+)
+
+// Reasons of an UnavailableError.
+const (
+	ReasonBreakerOpen = "breaker_open"
+	ReasonPaused      = "paused"
+	ReasonBusy        = "bulkhead_full"
+)
+
+// UnavailableError means the destination was not called: its breaker is
+// open, an operator paused it, or this process's bulkhead is full.
+type UnavailableError struct {
+	Destination string
+	Reason      string
+	RetryAfter  time.Duration
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("destination %s unavailable (%s); retry in %s", e.Destination, e.Reason, e.RetryAfter.Round(time.Millisecond))
+}
+
+// Destination is one destination's policy stack. It is safe for concurrent use.
+type Destination struct {
+	name     string
+	settings Settings
+	breaker  circuitbreaker.CircuitBreaker[any]
+	bulkhead bulkhead.Bulkhead[any]
+	classify func(error) Outcome
+	exec      failsafe.Executor[any]
+	execRetry failsafe.Executor[any]
+	health   *Registry
+	paused   atomic.Bool
+	lastCall atomic.Int64 // unix nanos of the last call that reached the destination
+}
+
+// Name returns the destination's name.
+func (d *Destination) Name() string { return d.name }
+
+// Settings returns the destination's settings.
+func (d *Destination) Settings() Settings { return d.settings }
+
+// jitter spreads replicas' retries over up to a fifth of d, at least 1 s.
+func jitter(d time.Duration) time.Duration {
+	span := max(d/5, time.Second)
+	return d + time.Duration(rand.Int64N(int64(span)))
+}
+
+// Ready reports, without calling, whether a call would be refused now. It
+// returns an *UnavailableError when the destination is paused or its breaker
+// is open, and nil otherwise. Workers ask before recording an attempt.
+func (d *Destination) Ready() error {
+	if d.paused.Load() {
+		return &UnavailableError{Destination: d.name, Reason: ReasonPaused, RetryAfter: jitter(30 * time.Second)}
+	}
+	// failsafe moves an open breaker to half-open lazily, on the next
+	// permit request: an open breaker whose delay has passed is ready.
+	if d.breaker.IsOpen() {
+		if rem := d.breaker.RemainingDelay(); rem > 0 {
+			return &UnavailableError{Destination: d.name, Reason: ReasonBreakerOpen, RetryAfter: jitter(rem)}
+		}
+	}
+	return nil
+}
+
+// Call runs fn through the destination's stack. idempotent allows the short
+// in-call retry. Call returns fn's own error — even when the stack's timeout
+// fired first, fn's error says what happened to the request — or an
+// *UnavailableError when fn was not run.
+func (d *Destination) Call(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
+	if err := d.Ready(); err != nil {
+		d.health.observe(d.name, "unavailable", 0, false)
+		return err
+	}
+	exec := d.exec
+	if idempotent && d.execRetry != nil {
+		exec = d.execRetry
+	}
+	var (
+		ran   bool
+		fnErr error
+	)
+	start := time.Now()
+	err := exec.WithContext(ctx).RunWithExecution(func(e failsafe.Execution[any]) error {
+		ran = true
+		d.lastCall.Store(time.Now().UnixNano())
+		fnErr = fn(e.Context())
+		return fnErr
+	})
+	if !ran {
+		d.health.observe(d.name, "unavailable", time.Since(start), false)
+		switch {
+		case errors.Is(err, bulkhead.ErrFull):
+			return &UnavailableError{Destination: d.name, Reason: ReasonBusy, RetryAfter: jitter(time.Second)}
+		case errors.Is(err, circuitbreaker.ErrOpen):
+			return &UnavailableError{Destination: d.name, Reason: ReasonBreakerOpen, RetryAfter: jitter(d.breaker.RemainingDelay())}
+		}
+		return err
+	}
+	healthy := fnErr == nil || d.classify(fnErr) == Healthy
+	class := "ok"
+	switch {
+	case fnErr == nil:
+	case healthy:
+		class = "answered_error"
+	default:
+		class = "failing"
+	}
+	d.health.record(d.name, healthy, class, time.Since(start))
+	return fnErr
+}
+
+// Idle reports whether no call reached the destination within d.
+func (dst *Destination) Idle(d time.Duration) bool {
+	last := dst.lastCall.Load()
+	return last == 0 || time.Since(time.Unix(0, last)) > d
+}
+
+// BreakerState returns closed, half-open or open.
+func (d *Destination) BreakerState() string {
+	switch d.breaker.State() {
+	case circuitbreaker.OpenState:
+		return "open"
+	case circuitbreaker.HalfOpenState:
+		return "half-open"
+	default:
+		return "closed"
+	}
+}
+
+// Registry holds the destinations of one process and their health.
+type Registry struct {
+	mu    sync.Mutex
+	dests map[string]*Destination
+	stats map[string]*pending
+	store HealthStore
+}
+
+// New returns an empty registry that flushes health to store (nil: keep
+// counting in memory only).
+func New(store HealthStore) *Registry {
+	return &Registry{dests: map[string]*Destination{}, stats: map[string]*pending{}, store: store}
+}
+
+// Register adds a destination with its settings and the function that tells
+// which errors mean the destination is failing (they count toward its
+// breaker), and returns it. Registering a name twice returns the first.
+func (r *Registry) Register(name string, s Settings, classify func(error) Outcome) *Destination {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d, ok := r.dests[name]; ok {
+		return d
+	}
+	d := &Destination{name: name, settings: s, health: r, classify: classify}
+	failing := func(_ any, err error) bool {
+		if err == nil || errors.Is(err, circuitbreaker.ErrOpen) || errors.Is(err, bulkhead.ErrFull) {
+			return false
+		}
+		return errors.Is(err, timeout.ErrExceeded) || classify(err) == Failing
+	}
+	d.breaker = circuitbreaker.NewBuilder[any]().
+		HandleIf(failing).
+		WithFailureRateThreshold(s.BreakerFailureRate, s.BreakerMinCalls, s.BreakerWindow).
+		WithDelay(s.BreakerOpenFor).
+		WithSuccessThreshold(s.BreakerHalfOpenCalls).
+		OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
+			r.breakerChanged(name, stateName(e.NewState))
+		}).
+		Build()
+	d.bulkhead = bulkhead.NewBuilder[any](s.MaxConcurrent).WithMaxWaitTime(s.BulkheadWait).Build()
+	to := timeout.New[any](s.Timeout)
+	d.exec = failsafe.With[any](d.breaker, d.bulkhead, to)
+	if s.Retries > 0 {
+		retry := retrypolicy.NewBuilder[any]().
+			HandleIf(failing).
+			AbortOnErrors(context.Canceled).
+			WithMaxRetries(int(s.Retries)).
+			WithBackoff(100*time.Millisecond, time.Second).
+			WithJitterFactor(0.2).
+			ReturnLastFailure().
+			Build()
+		d.execRetry = failsafe.With[any](retry, d.breaker, d.bulkhead, to)
+	}
+	r.dests[name] = d
+	breakerGauge.WithLabelValues(name).Set(0)
+	return d
+}
+
+// Get returns the named destination, or nil.
+func (r *Registry) Get(name string) *Destination {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dests[name]
+}
+
+// Destinations returns every registered destination.
+func (r *Registry) Destinations() []*Destination {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*Destination, 0, len(r.dests))
+	for _, d := range r.dests {
+		out = append(out, d)
+	}
+	return out
+}
+
+func stateName(s circuitbreaker.State) string {
+	switch s {
+	case circuitbreaker.OpenState:
+		return "open"
+	case circuitbreaker.HalfOpenState:
+		return "half-open"
+	default:
+		return "closed"
+	}
+}
