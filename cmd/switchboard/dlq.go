@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"github.com/switchboard-health/switchboard/internal/deadletter"
 )
@@ -16,6 +17,10 @@ const dlqUsage = `dlq list|show|retry|purge
   list [--state open|requeued|purged] [--kind KIND] [--limit N]
   show ID
   retry ID...          requeue as fresh jobs
+  retry --kind K [--class C] [--since T]
+                       requeue every open dead letter matching (after an outage:
+                       --class unavailable or retries_exhausted); T is RFC 3339 or a
+                       duration back from now (90m)
   purge ID... --yes    mark purged (kept for the record)
 
 Every action is written to switchboard.audit_log with the actor
@@ -37,6 +42,8 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	kind := fs.String("kind", "", "list: only this job kind")
 	limit := fs.Int("limit", 100, "list: at most this many rows")
 	yes := fs.Bool("yes", false, "purge: confirm")
+	class := fs.String("class", "", "retry: bulk, only this class")
+	since := fs.String("since", "", "retry: bulk, only dead letters created since (RFC 3339 or a duration like 90m)")
 	if err := parse(fs, rest); err != nil {
 		return err
 	}
@@ -55,7 +62,11 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return usageError{"dlq show takes exactly one id"}
 		}
 	case "retry", "purge":
-		if len(ids) == 0 {
+		bulk := sub == "retry" && (*kind != "" || *class != "" || *since != "")
+		if bulk && len(ids) > 0 {
+			return usageError{"dlq retry takes ids or --kind/--class/--since, not both"}
+		}
+		if len(ids) == 0 && !bulk {
 			return usageError{"dlq " + sub + " needs at least one id"}
 		}
 		if sub == "purge" && !*yes {
@@ -108,6 +119,22 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			"requeued_job_id": dl.RequeuedJobID, "created_at": dl.CreatedAt, "updated_at": dl.UpdatedAt,
 		})
 	case "retry":
+		if len(ids) == 0 {
+			var from time.Time
+			if *since != "" {
+				t, err := parseSince(*since, time.Now())
+				if err != nil {
+					return err
+				}
+				from = t
+			}
+			n, err := deadletter.RetryWhere(ctx, pool, deadletter.Filter{Kind: *kind, Class: *class, Since: from}, who)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "requeued %d dead letter(s)\n", n)
+			return nil
+		}
 		jobIDs, err := deadletter.Retry(ctx, pool, ids, who)
 		if err != nil {
 			return err
@@ -123,4 +150,15 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "purged %d dead letter(s)\n", n)
 	}
 	return nil
+}
+
+// parseSince reads an RFC 3339 time or a duration back from now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, usageError{fmt.Sprintf("--since %q is neither an RFC 3339 time nor a duration like 90m", s)}
 }

@@ -6,6 +6,7 @@
 //	switchboard api
 //	switchboard dev
 //	switchboard dlq list|show|retry|purge
+//	switchboard destination list|pause|resume
 package main
 
 import (
@@ -51,6 +52,7 @@ Commands:
   api                            serve webhooks, River UI and probes on API_ADDR
   dev                            migrate, then worker + api + sandbox providers + demo traffic
   dlq list|show|retry|purge      inspect and act on dead letters
+  destination list|pause|resume  see destination health; stop or allow calls to one destination
 
 Configuration comes from the environment; see README.md.
 Run 'switchboard <command> --help' for a command's arguments.
@@ -75,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDev(ctx, args[1:], stdout, stderr)
 	case "dlq":
 		return runDLQ(ctx, args[1:], stdout, stderr)
+	case "destination":
+		return runDestination(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return usageError{fmt.Sprintf("unknown command %q", args[0])}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -29,6 +30,8 @@ var ErrNotFound = errors.New("dead letter not found")
 type Filter struct {
 	State string // open, requeued, purged
 	Kind  string
+	Class string    // RetryWhere only
+	Since time.Time // RetryWhere only
 	Limit int32
 }
 
@@ -90,6 +93,32 @@ func Retry(ctx context.Context, pool *pgxpool.Pool, ids []int64, actor string) (
 		return nil, sqlError("retry", err)
 	}
 	return out, nil
+}
+
+// RetryWhere requeues every open dead letter matching f's Kind, Class and
+// Since (at least one is required) and returns how many it requeued. Each is
+// audited like Retry.
+func RetryWhere(ctx context.Context, pool *pgxpool.Pool, f Filter, actor string) (int, error) {
+	p := db.DeadLetterRetryWhereParams{Actor: actor}
+	if f.Kind != "" {
+		p.Kind = &f.Kind
+	}
+	if f.Class != "" {
+		p.Class = &f.Class
+	}
+	if !f.Since.IsZero() {
+		p.Since = &f.Since
+	}
+	var n int32
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		n, err = db.New().DeadLetterRetryWhere(ctx, tx, p)
+		return err
+	})
+	if err != nil {
+		return 0, sqlError("retry", err)
+	}
+	return int(n), nil
 }
 
 // Purge marks open dead letters purged. All or nothing, like Retry.

@@ -29,7 +29,9 @@ func NewProbeWorker(registry *Registry, probes map[string]func(context.Context) 
 }
 
 // Timeout bounds one probe round.
-func (w *ProbeWorker) Timeout(*river.Job[jobs.DestinationProbeArgs]) time.Duration { return 30 * time.Second }
+func (w *ProbeWorker) Timeout(*river.Job[jobs.DestinationProbeArgs]) time.Duration {
+	return 30 * time.Second
+}
 
 // Work probes idle destinations.
 func (w *ProbeWorker) Work(ctx context.Context, job *river.Job[jobs.DestinationProbeArgs]) error {

@@ -142,16 +142,16 @@ func (e *UnavailableError) Error() string {
 
 // Destination is one destination's policy stack. It is safe for concurrent use.
 type Destination struct {
-	name     string
-	settings Settings
-	breaker  circuitbreaker.CircuitBreaker[any]
-	bulkhead bulkhead.Bulkhead[any]
-	classify func(error) Outcome
+	name      string
+	settings  Settings
+	breaker   circuitbreaker.CircuitBreaker[any]
+	bulkhead  bulkhead.Bulkhead[any]
+	classify  func(error) Outcome
 	exec      failsafe.Executor[any]
 	execRetry failsafe.Executor[any]
-	health   *Registry
-	paused   atomic.Bool
-	lastCall atomic.Int64 // unix nanos of the last call that reached the destination
+	health    *Registry
+	paused    atomic.Bool
+	lastCall  atomic.Int64 // unix nanos of the last call that reached the destination
 }
 
 // Name returns the destination's name.
