@@ -128,6 +128,8 @@ type Server struct {
 	fetchCalls  int
 
 	wake chan struct{}
+
+	chaos chaosState
 }
 
 // New returns a Server for cfg; a nil logger discards.
@@ -156,7 +158,12 @@ func New(cfg Config, logger *slog.Logger) *Server {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.applyChaos(w, r) {
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // InjectFaults queues faults for the next create requests: each create
 // request, authorized or not, takes the next fault in order.
