@@ -51,6 +51,10 @@ db/reset: build ## Roll every migration back and apply them again (destroys data
 db/stop: ## Stop the private PostgreSQL cluster
 	$(DEVDB) stop
 
+.PHONY: alerts/check
+alerts/check: ## promtool check + unit-test the Prometheus alert rules (installs promtool if absent)
+	deploy/prometheus/check.sh
+
 .PHONY: lint
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

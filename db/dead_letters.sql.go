@@ -160,3 +160,26 @@ func (q *Queries) DeadLetterRetry(ctx context.Context, db DBTX, arg DeadLetterRe
 	err := row.Scan(&job_ids)
 	return job_ids, err
 }
+
+const deadLetterRetryWhere = `-- name: DeadLetterRetryWhere :one
+SELECT switchboard.dlq_retry_where($1::text, $2::text, $3::timestamptz, $4::text)::integer AS requeued
+`
+
+type DeadLetterRetryWhereParams struct {
+	Kind  *string
+	Class *string
+	Since *time.Time
+	Actor string
+}
+
+func (q *Queries) DeadLetterRetryWhere(ctx context.Context, db DBTX, arg DeadLetterRetryWhereParams) (int32, error) {
+	row := db.QueryRow(ctx, deadLetterRetryWhere,
+		arg.Kind,
+		arg.Class,
+		arg.Since,
+		arg.Actor,
+	)
+	var requeued int32
+	err := row.Scan(&requeued)
+	return requeued, err
+}

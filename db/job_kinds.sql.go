@@ -10,7 +10,7 @@ import (
 )
 
 const jobKindList = `-- name: JobKindList :many
-SELECT kind, queue, priority, max_attempts, subject_type, subject_arg, app_enqueue, description FROM switchboard.job_kinds ORDER BY kind
+SELECT kind, queue, priority, max_attempts, subject_type, subject_arg, app_enqueue, description, unavailable_limit, auto_requeue, destination FROM switchboard.job_kinds ORDER BY kind
 `
 
 func (q *Queries) JobKindList(ctx context.Context, db DBTX) ([]JobKind, error) {
@@ -31,6 +31,9 @@ func (q *Queries) JobKindList(ctx context.Context, db DBTX) ([]JobKind, error) {
 			&i.SubjectArg,
 			&i.AppEnqueue,
 			&i.Description,
+			&i.UnavailableLimit,
+			&i.AutoRequeue,
+			&i.Destination,
 		); err != nil {
 			return nil, err
 		}

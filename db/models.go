@@ -136,14 +136,17 @@ type InboundWebhook struct {
 }
 
 type JobKind struct {
-	Kind        string
-	Queue       string
-	Priority    int16
-	MaxAttempts int16
-	SubjectType *string
-	SubjectArg  *string
-	AppEnqueue  bool
-	Description string
+	Kind             string
+	Queue            string
+	Priority         int16
+	MaxAttempts      int16
+	SubjectType      *string
+	SubjectArg       *string
+	AppEnqueue       bool
+	Description      string
+	UnavailableLimit pgtype.Interval
+	AutoRequeue      bool
+	Destination      *string
 }
 
 type Message struct {
@@ -199,6 +202,29 @@ type SMSConsent struct {
 	PhoneE164 string
 	OptedOut  bool
 	Source    string
+	UpdatedAt time.Time
+}
+
+type SwitchboardDestinationHealth struct {
+	Destination         string
+	LastSuccessAt       *time.Time
+	LastFailureAt       *time.Time
+	LastFailureClass    *string
+	ConsecutiveFailures int32
+	BreakerState        string
+	BreakerChangedAt    *time.Time
+	CallsTotal          int64
+	LastProbeAt         *time.Time
+	Paused              bool
+	PausedBy            *string
+	PausedAt            *time.Time
+	UpdatedAt           time.Time
+}
+
+// GCRA limiter state per destination:subkey; unlogged (lost on crash: each key may admit one extra burst); see migration 00013
+type SwitchboardRateLimit struct {
+	Key       string
+	Tat       time.Time
 	UpdatedAt time.Time
 }
 

@@ -7,10 +7,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/switchboard-health/switchboard/internal/api"
+	"github.com/switchboard-health/switchboard/internal/opsmetrics"
 	"github.com/switchboard-health/switchboard/internal/worker"
 )
 
@@ -41,6 +43,7 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer pool.Close()
 	cfg.API.TwilioAuthToken = cfg.TwilioToken
+	prometheus.MustRegister(opsmetrics.NewCollector(pool))
 	srv, err := newAPIServer(cfg.API, pool, logger)
 	if err != nil {
 		return err

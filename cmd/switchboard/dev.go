@@ -13,12 +13,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/switchboard-health/switchboard/internal/api"
 	"github.com/switchboard-health/switchboard/internal/database"
 	"github.com/switchboard-health/switchboard/internal/httpserver"
+	"github.com/switchboard-health/switchboard/internal/opsmetrics"
 	twiliosandbox "github.com/switchboard-health/switchboard/internal/sandbox/twilio"
 	"github.com/switchboard-health/switchboard/jobs"
 )
@@ -118,6 +120,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	cfg.API.API.TwilioAuthToken = cfg.WorkerConfig.Twilio.AuthToken
+	prometheus.MustRegister(opsmetrics.NewCollector(pool))
 	srv, err := newAPIServer(cfg.API.API, pool, logger)
 	if err != nil {
 		return err

@@ -100,6 +100,7 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 		Sender:           tw,
 		Destination:      twDest,
 		UnavailableLimit: kinds[jobs.KindSMSSend],
+		Probe:            tw.Probe,
 	}, logger)); err != nil {
 		return nil, err
 	}

@@ -126,6 +126,7 @@ func (s *Server) routes() http.Handler {
 	ui := s.requireOperator(http.NewCrossOriginProtection().Handler(s.riverUI))
 	mux.Handle(riverUIPrefix, ui)
 	mux.Handle(riverUIPrefix+"/", ui)
+	mux.Handle("GET /status", s.requireOperator(http.HandlerFunc(s.handleStatus)))
 	return mux
 }
 

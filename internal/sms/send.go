@@ -42,6 +42,7 @@ type SendWorker struct {
 	pool   *pgxpool.Pool
 	sender Sender
 	dest   *resilience.Destination
+	probe  func(context.Context) error
 	limits Admitter
 	logger *slog.Logger
 	q      *db.Queries
@@ -63,6 +64,11 @@ type SendDeps struct {
 	// provider (breaker open, paused) before it becomes a dead letter of
 	// class unavailable (job_kinds.unavailable_limit).
 	UnavailableLimit time.Duration
+	// Probe is a cheap idempotent call (a read) to the provider. While the
+	// breaker is not closed, the trial call that decides whether the
+	// provider is back is a probe, never a send: a send into a still-broken
+	// provider would spend the message's attempt on an ambiguous failure.
+	Probe func(context.Context) error
 }
 
 // NewSendWorker returns a worker that sends through deps.Sender, guarded
@@ -74,7 +80,7 @@ func NewSendWorker(cfg Config, pool *pgxpool.Pool, deps SendDeps, logger *slog.L
 	if deps.UnavailableLimit > 0 {
 		cfg.UnavailableLimit = deps.UnavailableLimit
 	}
-	return &SendWorker{cfg: cfg, pool: pool, sender: deps.Sender, dest: deps.Destination, limits: deps.Limits, logger: logger, q: db.New()}
+	return &SendWorker{cfg: cfg, pool: pool, sender: deps.Sender, dest: deps.Destination, probe: deps.Probe, limits: deps.Limits, logger: logger, q: db.New()}
 }
 
 // Outcome tells the resilience layer whether a send or lookup error means
@@ -110,7 +116,25 @@ func (w *SendWorker) ready(ctx context.Context, job *river.Job[jobs.SMSSendArgs]
 	if err := w.dest.Ready(); err != nil {
 		return resilience.Snooze(ctx, job.JobRow, err, w.cfg.UnavailableLimit)
 	}
-	return nil
+	if w.probe == nil || w.dest.BreakerState() == "closed" {
+		return nil
+	}
+	// Half-open (or about to be): the trial call is a probe.
+	err := w.dest.Call(ctx, true, w.probe)
+	var ue *resilience.UnavailableError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ue):
+		return resilience.Snooze(ctx, job.JobRow, ue, w.cfg.UnavailableLimit)
+	case Outcome(err) == resilience.Failing:
+		// Still down: the breaker reopened. Wait like any unavailable call.
+		return resilience.Snooze(ctx, job.JobRow, &resilience.UnavailableError{
+			Destination: w.dest.Name(), Reason: resilience.ReasonBreakerOpen, RetryAfter: w.dest.Settings().BreakerOpenFor,
+		}, w.cfg.UnavailableLimit)
+	default:
+		return nil
+	}
 }
 
 // Timeout bounds one run of the job.
