@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -78,4 +79,18 @@ func TestOperatorCommandsAgainstADatabase(t *testing.T) {
 	_, err = runCLI(t, "dlq", "show", "12345")
 	require.Error(t, err)
 	require.False(t, errors.As(err, &ue), "an unknown id is not a usage mistake")
+}
+
+func TestEveryCommandsConfigurationLoadsWithDefaults(t *testing.T) {
+	t.Setenv("PUBLIC_BASE_URL", "https://switchboard.example.com")
+	for name, target := range map[string]any{
+		"worker": &workerConfig{}, "api": &apiConfig{}, "dev": &devConfig{}, "base": &base{},
+	} {
+		require.NoError(t, load(context.Background(), target), name)
+	}
+	var cfg workerConfig
+	require.NoError(t, load(context.Background(), &cfg))
+	require.Equal(t, "info", cfg.Base.Log.Level)
+	require.Equal(t, 10*time.Millisecond, cfg.Worker.FetchCooldown)
+	require.Equal(t, "https://api.twilio.com", cfg.Twilio.APIBaseURL)
 }

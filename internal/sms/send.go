@@ -31,7 +31,7 @@ type Config struct {
 	// SendTimeout bounds one sms_send job.
 	SendTimeout time.Duration `env:"SMS_SEND_TIMEOUT, default=60s"`
 	// UnavailableLimit is set from job_kinds by NewSendWorker.
-	UnavailableLimit time.Duration `env:"-"`
+	UnavailableLimit time.Duration
 }
 
 // SendWorker works sms_send jobs. It is safe for concurrent use.
