@@ -43,7 +43,7 @@ SET status = $1,
     final_at = CASE WHEN $4::boolean THEN now() ELSE final_at END,
     updated_at = now()
 WHERE id = $5
-RETURNING id, idempotency_key, content_hash, to_e164, body, patient_ref, status, provider, provider_message_id, error_code, error_reason, segments, not_before, not_after, job_id, created_at, updated_at, accepted_at, final_at, body_erased_at
+RETURNING id, idempotency_key, content_hash, to_e164, body, patient_ref, status, provider, provider_message_id, error_code, error_reason, segments, not_before, not_after, job_id, created_at, updated_at, accepted_at, final_at, body_erased_at, purpose, encoding, time_zone, reconciled_at
 `
 
 type MessageAdvanceParams struct {
@@ -85,6 +85,10 @@ func (q *Queries) MessageAdvance(ctx context.Context, db DBTX, arg MessageAdvanc
 		&i.AcceptedAt,
 		&i.FinalAt,
 		&i.BodyErasedAt,
+		&i.Purpose,
+		&i.Encoding,
+		&i.TimeZone,
+		&i.ReconciledAt,
 	)
 	return i, err
 }
@@ -144,7 +148,7 @@ func (q *Queries) MessageFinish(ctx context.Context, db DBTX, arg MessageFinishP
 }
 
 const messageGet = `-- name: MessageGet :one
-SELECT id, idempotency_key, content_hash, to_e164, body, patient_ref, status, provider, provider_message_id, error_code, error_reason, segments, not_before, not_after, job_id, created_at, updated_at, accepted_at, final_at, body_erased_at FROM switchboard.messages WHERE id = $1
+SELECT id, idempotency_key, content_hash, to_e164, body, patient_ref, status, provider, provider_message_id, error_code, error_reason, segments, not_before, not_after, job_id, created_at, updated_at, accepted_at, final_at, body_erased_at, purpose, encoding, time_zone, reconciled_at FROM switchboard.messages WHERE id = $1
 `
 
 func (q *Queries) MessageGet(ctx context.Context, db DBTX, id int64) (Message, error) {
@@ -171,12 +175,16 @@ func (q *Queries) MessageGet(ctx context.Context, db DBTX, id int64) (Message, e
 		&i.AcceptedAt,
 		&i.FinalAt,
 		&i.BodyErasedAt,
+		&i.Purpose,
+		&i.Encoding,
+		&i.TimeZone,
+		&i.ReconciledAt,
 	)
 	return i, err
 }
 
 const messageGetByProviderID = `-- name: MessageGetByProviderID :one
-SELECT id, idempotency_key, content_hash, to_e164, body, patient_ref, status, provider, provider_message_id, error_code, error_reason, segments, not_before, not_after, job_id, created_at, updated_at, accepted_at, final_at, body_erased_at FROM switchboard.messages
+SELECT id, idempotency_key, content_hash, to_e164, body, patient_ref, status, provider, provider_message_id, error_code, error_reason, segments, not_before, not_after, job_id, created_at, updated_at, accepted_at, final_at, body_erased_at, purpose, encoding, time_zone, reconciled_at FROM switchboard.messages
 WHERE provider = $1 AND provider_message_id = $2
 FOR UPDATE
 `
@@ -210,12 +218,16 @@ func (q *Queries) MessageGetByProviderID(ctx context.Context, db DBTX, arg Messa
 		&i.AcceptedAt,
 		&i.FinalAt,
 		&i.BodyErasedAt,
+		&i.Purpose,
+		&i.Encoding,
+		&i.TimeZone,
+		&i.ReconciledAt,
 	)
 	return i, err
 }
 
 const messageGetForUpdate = `-- name: MessageGetForUpdate :one
-SELECT id, idempotency_key, content_hash, to_e164, body, patient_ref, status, provider, provider_message_id, error_code, error_reason, segments, not_before, not_after, job_id, created_at, updated_at, accepted_at, final_at, body_erased_at FROM switchboard.messages WHERE id = $1 FOR UPDATE
+SELECT id, idempotency_key, content_hash, to_e164, body, patient_ref, status, provider, provider_message_id, error_code, error_reason, segments, not_before, not_after, job_id, created_at, updated_at, accepted_at, final_at, body_erased_at, purpose, encoding, time_zone, reconciled_at FROM switchboard.messages WHERE id = $1 FOR UPDATE
 `
 
 // Locks the message while a worker decides what to do with it.
@@ -243,6 +255,10 @@ func (q *Queries) MessageGetForUpdate(ctx context.Context, db DBTX, id int64) (M
 		&i.AcceptedAt,
 		&i.FinalAt,
 		&i.BodyErasedAt,
+		&i.Purpose,
+		&i.Encoding,
+		&i.TimeZone,
+		&i.ReconciledAt,
 	)
 	return i, err
 }

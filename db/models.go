@@ -121,6 +121,8 @@ type InboundMessage struct {
 	Body              *string
 	WebhookID         *int64
 	ReceivedAt        time.Time
+	Keyword           *string
+	MessageID         *int64
 }
 
 type InboundWebhook struct {
@@ -170,6 +172,10 @@ type Message struct {
 	AcceptedAt        *time.Time
 	FinalAt           *time.Time
 	BodyErasedAt      *time.Time
+	Purpose           string
+	Encoding          *string
+	TimeZone          *string
+	ReconciledAt      *time.Time
 }
 
 type MessageAttempt struct {
@@ -275,4 +281,9 @@ type SwitchboardRiverQueue struct {
 	Metadata  json.RawMessage
 	PausedAt  *time.Time
 	UpdatedAt time.Time
+}
+
+type SwitchboardSmsAutoReply struct {
+	PhoneE164   string
+	LastReplyAt time.Time
 }

@@ -34,6 +34,34 @@ func (q *Queries) RateLimitGet(ctx context.Context, db DBTX, key string) (Switch
 	return i, err
 }
 
+const rateLimitReserve = `-- name: RateLimitReserve :one
+SELECT wait, booked FROM switchboard.rate_limit_reserve($1::text, $2::interval, $3::integer, $4::interval)
+`
+
+type RateLimitReserveParams struct {
+	Key              string
+	EmissionInterval pgtype.Interval
+	Burst            int32
+	MaxWait          pgtype.Interval
+}
+
+type RateLimitReserveRow struct {
+	Wait   pgtype.Interval
+	Booked *bool
+}
+
+func (q *Queries) RateLimitReserve(ctx context.Context, db DBTX, arg RateLimitReserveParams) (RateLimitReserveRow, error) {
+	row := db.QueryRow(ctx, rateLimitReserve,
+		arg.Key,
+		arg.EmissionInterval,
+		arg.Burst,
+		arg.MaxWait,
+	)
+	var i RateLimitReserveRow
+	err := row.Scan(&i.Wait, &i.Booked)
+	return i, err
+}
+
 const rateLimitTake = `-- name: RateLimitTake :one
 SELECT switchboard.rate_limit_take($1::text, $2::interval, $3::integer)::interval AS wait
 `

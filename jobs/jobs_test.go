@@ -145,6 +145,7 @@ func TestSendSMSIdempotency(t *testing.T) {
 			"to":          func(p *jobs.SendSMSParams) { p.To = "+15005550007" },
 			"not_after":   func(p *jobs.SendSMSParams) { p.NotAfter = p.NotAfter.Add(time.Second) },
 			"patient_ref": func(p *jobs.SendSMSParams) { p.PatientRef = "patient-9" },
+			"time_zone":   func(p *jobs.SendSMSParams) { p.TimeZone = "Europe/Berlin" },
 		} {
 			other := p
 			mutate(&other)
@@ -185,6 +186,7 @@ func TestSendSMSRejectsBadInputAndWritesNothing(t *testing.T) {
 			p.NotAfter = now.Add(time.Hour)
 		}, "not_after"},
 		{"NotAfterInThePast", func(p *jobs.SendSMSParams) { p.NotAfter = now.Add(-time.Minute) }, "not_after"},
+		{"UnknownTimeZone", func(p *jobs.SendSMSParams) { p.TimeZone = "Mars/Olympus_Mons" }, "time_zone"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

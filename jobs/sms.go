@@ -50,6 +50,9 @@ type SendSMSParams struct {
 	PatientRef     string // optional reference to the app's patient
 	NotBefore      time.Time
 	NotAfter       time.Time
+	// TimeZone is the recipient's IANA time zone; with it the worker holds
+	// the message past the configured quiet hours.
+	TimeZone string
 }
 
 // SendSMS calls switchboard.send_sms on tx and returns the message id. Errors
@@ -57,8 +60,8 @@ type SendSMSParams struct {
 // or ErrIdempotencyConflict.
 func SendSMS(ctx context.Context, tx pgx.Tx, p SendSMSParams) (int64, error) {
 	var id int64
-	err := tx.QueryRow(ctx, "SELECT switchboard.send_sms($1, $2, $3, $4, $5, $6)",
-		p.IdempotencyKey, p.To, p.Body, nullString(p.PatientRef), nullTime(p.NotBefore), nullTime(p.NotAfter)).Scan(&id)
+	err := tx.QueryRow(ctx, "SELECT switchboard.send_sms($1, $2, $3, $4, $5, $6, $7)",
+		p.IdempotencyKey, p.To, p.Body, nullString(p.PatientRef), nullTime(p.NotBefore), nullTime(p.NotAfter), nullString(p.TimeZone)).Scan(&id)
 	if err != nil {
 		return 0, apiError("switchboard.send_sms", err)
 	}

@@ -9,3 +9,6 @@ SELECT switchboard.rate_limit_cleanup(@idle::interval)::integer AS deleted;
 
 -- name: RateLimitGet :one
 SELECT key, tat, updated_at FROM switchboard.rate_limits WHERE key = @key;
+
+-- name: RateLimitReserve :one
+SELECT wait, booked FROM switchboard.rate_limit_reserve(@key::text, @emission_interval::interval, @burst::integer, @max_wait::interval);
