@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/switchboard-health/switchboard/internal/sms"
 )
 
 const (
@@ -580,7 +582,7 @@ func (s *Server) resourceLocked(m *message) resource {
 		DateUpdated: rfc2822(m.UpdatedAt),
 		Direction:   "outbound-api",
 		NumMedia:    "0",
-		NumSegments: strconv.Itoa(segments(m.Body)),
+		NumSegments: strconv.Itoa(segmentCount(m.Body)),
 		PriceUnit:   "USD",
 		SID:         m.SID,
 		Status:      m.Status,
@@ -680,4 +682,9 @@ func writeFault(w http.ResponseWriter, f Fault, status int) {
 		}
 	}
 	writeError(w, status, code, http.StatusText(status))
+}
+
+func segmentCount(body string) int {
+	n, _ := sms.Segments(body)
+	return n
 }

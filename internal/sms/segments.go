@@ -1,4 +1,4 @@
-package twiliosandbox
+package sms
 
 import (
 	"strings"
@@ -13,10 +13,16 @@ const (
 	gsmExtended = "^{}\\[~]|€\f"
 )
 
-// segments counts the SMS segments of body: 160 GSM-7 septets in one
-// segment or 153 per concatenated segment; otherwise UCS-2, 70 UTF-16 units
-// in one segment or 67 per concatenated segment.
-func segments(body string) int {
+// Encodings of an SMS body.
+const (
+	EncodingGSM7 = "GSM-7"
+	EncodingUCS2 = "UCS-2"
+)
+
+// Segments counts the SMS segments of body and names its encoding: 160
+// GSM-7 septets in one segment or 153 per concatenated segment; otherwise
+// UCS-2, 70 UTF-16 units in one segment or 67 per concatenated segment.
+func Segments(body string) (n int, encoding string) {
 	septets, gsm := 0, true
 	for _, r := range body {
 		switch {
@@ -28,12 +34,12 @@ func segments(body string) int {
 			gsm = false
 		}
 	}
-	n, single, multi := septets, 160, 153
+	units, single, multi, enc := septets, 160, 153, EncodingGSM7
 	if !gsm {
-		n, single, multi = len(utf16.Encode([]rune(body))), 70, 67
+		units, single, multi, enc = len(utf16.Encode([]rune(body))), 70, 67, EncodingUCS2
 	}
-	if n <= single {
-		return 1
+	if units <= single {
+		return 1, enc
 	}
-	return (n + multi - 1) / multi
+	return (units + multi - 1) / multi, enc
 }

@@ -1,4 +1,4 @@
-package twiliosandbox
+package sms
 
 import (
 	"strings"
@@ -30,7 +30,13 @@ func TestSegments(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, tt.want, segments(tt.body))
+			n, enc := Segments(tt.body)
+			require.Equal(t, tt.want, n)
+			wantEnc := EncodingGSM7
+			if strings.HasPrefix(tt.name, "UCS2") || strings.HasPrefix(tt.name, "Emoji") {
+				wantEnc = EncodingUCS2
+			}
+			require.Equal(t, wantEnc, enc)
 		})
 	}
 }
