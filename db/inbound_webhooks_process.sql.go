@@ -7,7 +7,57 @@ package db
 
 import (
 	"context"
+	"time"
 )
+
+const autoReplyClaim = `-- name: AutoReplyClaim :one
+INSERT INTO switchboard.sms_auto_replies AS a (phone_e164, last_reply_at) VALUES ($1, now())
+ON CONFLICT (phone_e164) DO UPDATE SET last_reply_at = now() WHERE a.last_reply_at < $2::timestamptz
+RETURNING true AS due
+`
+
+type AutoReplyClaimParams struct {
+	PhoneE164 string
+	Before    time.Time
+}
+
+// Claims the auto-reply for a number unless one went out after @before.
+func (q *Queries) AutoReplyClaim(ctx context.Context, db DBTX, arg AutoReplyClaimParams) (bool, error) {
+	row := db.QueryRow(ctx, autoReplyClaim, arg.PhoneE164, arg.Before)
+	var due bool
+	err := row.Scan(&due)
+	return due, err
+}
+
+const inboundMessageInsert = `-- name: InboundMessageInsert :one
+INSERT INTO switchboard.inbound_messages (provider, provider_message_id, from_e164, to_e164, body, webhook_id)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (provider, provider_message_id) DO NOTHING
+RETURNING id
+`
+
+type InboundMessageInsertParams struct {
+	Provider          string
+	ProviderMessageID string
+	FromE164          string
+	ToE164            string
+	Body              *string
+	WebhookID         *int64
+}
+
+func (q *Queries) InboundMessageInsert(ctx context.Context, db DBTX, arg InboundMessageInsertParams) (int64, error) {
+	row := db.QueryRow(ctx, inboundMessageInsert,
+		arg.Provider,
+		arg.ProviderMessageID,
+		arg.FromE164,
+		arg.ToE164,
+		arg.Body,
+		arg.WebhookID,
+	)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}
 
 const webhookGetForUpdate = `-- name: WebhookGetForUpdate :one
 SELECT id, provider, provider_event_id, event_type, raw_body, state, received_at, processed_at, body_erased_at FROM switchboard.inbound_webhooks WHERE id = $1 FOR UPDATE

@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"time"
 )
 
 const messageAccept = `-- name: MessageAccept :exec
@@ -263,19 +264,90 @@ func (q *Queries) MessageGetForUpdate(ctx context.Context, db DBTX, id int64) (M
 	return i, err
 }
 
+const messageListUnfinished = `-- name: MessageListUnfinished :many
+SELECT id, provider, provider_message_id, status FROM switchboard.messages
+WHERE provider_message_id IS NOT NULL AND status IN ('sending', 'sent')
+  AND accepted_at < $1::timestamptz AND accepted_at > $2::timestamptz
+  AND (reconciled_at IS NULL OR reconciled_at < $3::timestamptz)
+ORDER BY accepted_at
+LIMIT $4::integer
+`
+
+type MessageListUnfinishedParams struct {
+	Cutoff        time.Time
+	Oldest        time.Time
+	RecheckBefore time.Time
+	MaxRows       int32
+}
+
+type MessageListUnfinishedRow struct {
+	ID                int64
+	Provider          *string
+	ProviderMessageID *string
+	Status            string
+}
+
+// Accepted messages with no final status since before the cutoff, oldest
+// first, not reconciled within the last interval.
+func (q *Queries) MessageListUnfinished(ctx context.Context, db DBTX, arg MessageListUnfinishedParams) ([]MessageListUnfinishedRow, error) {
+	rows, err := db.Query(ctx, messageListUnfinished,
+		arg.Cutoff,
+		arg.Oldest,
+		arg.RecheckBefore,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []MessageListUnfinishedRow
+	for rows.Next() {
+		var i MessageListUnfinishedRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Provider,
+			&i.ProviderMessageID,
+			&i.Status,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const messageMarkReconciled = `-- name: MessageMarkReconciled :exec
+UPDATE switchboard.messages SET reconciled_at = now() WHERE id = $1
+`
+
+func (q *Queries) MessageMarkReconciled(ctx context.Context, db DBTX, id int64) error {
+	_, err := db.Exec(ctx, messageMarkReconciled, id)
+	return err
+}
+
 const messageMarkSending = `-- name: MessageMarkSending :exec
 UPDATE switchboard.messages
-SET status = 'sending', provider = $1, updated_at = now()
-WHERE id = $2
+SET status = 'sending', provider = $1, segments = $2, encoding = $3, updated_at = now()
+WHERE id = $4
 `
 
 type MessageMarkSendingParams struct {
 	Provider *string
+	Segments *int32
+	Encoding *string
 	ID       int64
 }
 
 func (q *Queries) MessageMarkSending(ctx context.Context, db DBTX, arg MessageMarkSendingParams) error {
-	_, err := db.Exec(ctx, messageMarkSending, arg.Provider, arg.ID)
+	_, err := db.Exec(ctx, messageMarkSending,
+		arg.Provider,
+		arg.Segments,
+		arg.Encoding,
+		arg.ID,
+	)
 	return err
 }
 
@@ -288,5 +360,19 @@ WHERE id = $1 AND status = 'sending' AND provider_message_id IS NULL
 // A provider provably did not accept the attempt: the message waits again.
 func (q *Queries) MessageRequeue(ctx context.Context, db DBTX, id int64) error {
 	_, err := db.Exec(ctx, messageRequeue, id)
+	return err
+}
+
+const messageSetPurpose = `-- name: MessageSetPurpose :exec
+UPDATE switchboard.messages SET purpose = $1 WHERE id = $2
+`
+
+type MessageSetPurposeParams struct {
+	Purpose string
+	ID      int64
+}
+
+func (q *Queries) MessageSetPurpose(ctx context.Context, db DBTX, arg MessageSetPurposeParams) error {
+	_, err := db.Exec(ctx, messageSetPurpose, arg.Purpose, arg.ID)
 	return err
 }

@@ -104,12 +104,105 @@ type DeadLetter struct {
 	UpdatedAt     time.Time
 }
 
+type Device struct {
+	ID           int64
+	PatientID    int64
+	Source       string
+	ExternalID   string
+	Manufacturer *string
+	Model        *string
+	DisplayName  *string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+type EHREndpoint struct {
+	ID                int64
+	Name              string
+	BaseUrl           string
+	AuthKind          string
+	BearerTokenSealed *string
+	ClientID          *string
+	TokenUrl          *string
+	Scopes            *string
+	SigningKeyID      *int64
+	PushTypes         []string
+	PullTypes         []string
+	RateLimit         *string
+	IdentifierSystem  *string
+	IncludeSmsBody    bool
+	Enabled           bool
+	Capabilities      json.RawMessage
+	CapabilitiesAt    *time.Time
+	WebhookSecretHash []byte
+	PullInterval      pgtype.Interval
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+type EHRSigningKey struct {
+	ID               int64
+	Kid              string
+	Alg              string
+	PrivateKeySealed string
+	PublicJwk        json.RawMessage
+	CreatedAt        time.Time
+	RetiredAt        *time.Time
+}
+
 type Event struct {
 	ID         int64
 	Kind       string
 	Subject    string
 	OccurredAt time.Time
 	Data       json.RawMessage
+}
+
+type FHIRInbound struct {
+	ID           int64
+	EndpointID   int64
+	ResourceType string
+	ResourceID   string
+	VersionID    string
+	LastUpdated  *time.Time
+	Raw          json.RawMessage
+	State        string
+	Reason       *string
+	PatientID    *int64
+	ReceivedAt   time.Time
+	RawErasedAt  *time.Time
+}
+
+type FHIRLink struct {
+	ID           int64
+	EndpointID   int64
+	Entity       string
+	EntityID     int64
+	ResourceType string
+	ResourceID   string
+	VersionID    *string
+	ContentHash  []byte
+	State        string
+	Reason       *string
+	PushedAt     time.Time
+}
+
+type FHIROutbound struct {
+	ID             int64
+	IdempotencyKey *string
+	ResourceType   string
+	Resource       json.RawMessage
+	ContentHash    []byte
+	EndpointID     *int64
+	CreatedAt      time.Time
+}
+
+type FHIRPullCursor struct {
+	EndpointID   int64
+	ResourceType string
+	Cursor       *time.Time
+	LastPullAt   *time.Time
+	NextPullAt   time.Time
 }
 
 type InboundMessage struct {
@@ -204,11 +297,76 @@ type MessageEvent struct {
 	ReceivedAt     time.Time
 }
 
+type Observation struct {
+	ID               int64
+	PatientID        int64
+	Kind             string
+	Value            pgtype.Numeric
+	Unit             string
+	EffectiveStart   time.Time
+	EffectiveEnd     *time.Time
+	DeviceID         *int64
+	Source           string
+	SourceID         string
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+	Status           string
+	Interpretation   *string
+	UtcOffsetSeconds *int32
+	SummaryPeriod    pgtype.Interval
+	SummaryCount     *int32
+	SummaryMin       pgtype.Numeric
+	SummaryMax       pgtype.Numeric
+}
+
+type ObservationKind struct {
+	Kind         string
+	LoincCode    string
+	LoincDisplay string
+	Category     string
+	Units        []string
+	MinValue     pgtype.Numeric
+	MaxValue     pgtype.Numeric
+}
+
+type Patient struct {
+	ID          int64
+	ExternalRef string
+	GivenName   *string
+	FamilyName  *string
+	Gender      *string
+	BirthDate   pgtype.Date
+	PhoneE164   *string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
 type SMSConsent struct {
 	PhoneE164 string
 	OptedOut  bool
 	Source    string
 	UpdatedAt time.Time
+}
+
+type SwitchboardAppleHealthUpload struct {
+	ID           int64
+	ConnectionID int64
+	SampleCount  int32
+	NewCount     int32
+	Deleted      []string
+	State        string
+	ReceivedAt   time.Time
+	ProcessedAt  *time.Time
+}
+
+type SwitchboardConnectLink struct {
+	TokenHash  []byte
+	PatientID  int64
+	Provider   string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	Uses       int32
+	LastUsedAt *time.Time
 }
 
 type SwitchboardDestinationHealth struct {
@@ -225,6 +383,46 @@ type SwitchboardDestinationHealth struct {
 	PausedBy            *string
 	PausedAt            *time.Time
 	UpdatedAt           time.Time
+}
+
+type SwitchboardDeviceConnection struct {
+	ID                  int64
+	PatientID           int64
+	Provider            string
+	ExternalUserID      *string
+	LegacyUserID        *string
+	Status              string
+	StatusReason        *string
+	Scopes              []string
+	AccessTokenSealed   *string
+	RefreshTokenSealed  *string
+	TokenKeyID          *string
+	TokenExpiresAt      *time.Time
+	Cursors             json.RawMessage
+	TimeZone            *string
+	LastSyncAt          *time.Time
+	LastDataAt          *time.Time
+	StaleSince          *time.Time
+	ConsecutiveFailures int32
+	LastErrorClass      *string
+	LastErrorAt         *time.Time
+	RetryAfter          *time.Time
+	ReauthCount         int32
+	ConnectedAt         *time.Time
+	RevokedAt           *time.Time
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+type SwitchboardOauthState struct {
+	StateHash          []byte
+	PatientID          int64
+	Provider           string
+	CodeVerifierSealed string
+	RedirectUri        string
+	CreatedAt          time.Time
+	ExpiresAt          time.Time
+	UsedAt             *time.Time
 }
 
 // GCRA limiter state per destination:subkey; unlogged (lost on crash: each key may admit one extra burst); see migration 00013
@@ -286,4 +484,36 @@ type SwitchboardRiverQueue struct {
 type SwitchboardSmsAutoReply struct {
 	PhoneE164   string
 	LastReplyAt time.Time
+}
+
+type SwitchboardUploadToken struct {
+	ID           int64
+	ConnectionID int64
+	TokenHash    []byte
+	CreatedAt    time.Time
+	RevokedAt    *time.Time
+	LastUsedAt   *time.Time
+}
+
+type SwitchboardWearableSample struct {
+	ID               int64
+	ConnectionID     int64
+	PatientID        int64
+	Kind             string
+	Value            pgtype.Numeric
+	Unit             string
+	EffectiveStart   time.Time
+	EffectiveEnd     *time.Time
+	UtcOffsetSeconds *int32
+	Source           string
+	SourceID         string
+	DeviceID         *int64
+	Interpretation   *string
+	RejectionReason  *string
+	Status           string
+	HighFrequency    bool
+	Summarized       bool
+	UploadID         *int64
+	ObservationID    *int64
+	ReceivedAt       time.Time
 }

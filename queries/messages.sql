@@ -12,7 +12,7 @@ FOR UPDATE;
 
 -- name: MessageMarkSending :exec
 UPDATE switchboard.messages
-SET status = 'sending', provider = @provider, updated_at = now()
+SET status = 'sending', provider = @provider, segments = @segments, encoding = @encoding, updated_at = now()
 WHERE id = @id;
 
 -- name: MessageRequeue :exec
@@ -49,3 +49,19 @@ RETURNING *;
 
 -- name: MessageCountByStatus :many
 SELECT status, count(*)::bigint AS n FROM switchboard.messages GROUP BY status ORDER BY status;
+
+-- name: MessageListUnfinished :many
+-- Accepted messages with no final status since before the cutoff, oldest
+-- first, not reconciled within the last interval.
+SELECT id, provider, provider_message_id, status FROM switchboard.messages
+WHERE provider_message_id IS NOT NULL AND status IN ('sending', 'sent')
+  AND accepted_at < @cutoff::timestamptz AND accepted_at > @oldest::timestamptz
+  AND (reconciled_at IS NULL OR reconciled_at < @recheck_before::timestamptz)
+ORDER BY accepted_at
+LIMIT @max_rows::integer;
+
+-- name: MessageMarkReconciled :exec
+UPDATE switchboard.messages SET reconciled_at = now() WHERE id = @id;
+
+-- name: MessageSetPurpose :exec
+UPDATE switchboard.messages SET purpose = @purpose WHERE id = @id;

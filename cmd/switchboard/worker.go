@@ -29,6 +29,7 @@ type workerConfig struct {
 	Base        base
 	Worker      worker.Config
 	SMS         sms.Config
+	Inbound     sms.InboundConfig
 	Twilio      twilio.Config
 	Maintenance maintenance.Config
 }
@@ -97,14 +98,12 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, sms.NewSendWorker(cfg.SMS, pool, sms.SendDeps{
-		Sender:           tw,
-		Destination:      twDest,
+		Providers:        []sms.Provider{{Sender: tw, Destination: twDest, Probe: tw.Probe}},
 		UnavailableLimit: kinds[jobs.KindSMSSend],
-		Probe:            tw.Probe,
 	}, logger)); err != nil {
 		return nil, err
 	}
-	if err := river.AddWorkerSafely(workers, sms.NewWebhookWorker(pool, map[string]sms.ReportParser{twilio.Provider: tw}, logger)); err != nil {
+	if err := river.AddWorkerSafely(workers, sms.NewWebhookWorker(pool, map[string]sms.ReportParser{twilio.Provider: tw}, cfg.Inbound, logger)); err != nil {
 		return nil, err
 	}
 	probes := map[string]func(context.Context) error{twilio.Provider: tw.Probe}

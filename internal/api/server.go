@@ -120,6 +120,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/metrics", probes)
 
 	mux.Handle("POST "+routeTwilioStatus, s.webhookHandler(s.twilioStatusRoute()))
+	mux.Handle("POST "+routeTwilioInbound, s.webhookHandler(s.twilioInboundRoute()))
 
 	// Browsers send Basic credentials with cross-site requests too: refuse
 	// cross-origin state changes (River UI's cancel, retry, pause).

@@ -10,7 +10,9 @@ import (
 const (
 	providerTwilio           = "twilio"
 	routeTwilioStatus        = "/webhooks/twilio/status"
+	routeTwilioInbound       = "/webhooks/twilio/inbound"
 	eventTypeMessageStatus   = "message.status"
+	eventTypeMessageInbound  = "message.inbound"
 	twilioSignatureHeader    = "X-Twilio-Signature"
 	twilioFieldMessageSID    = "MessageSid"
 	twilioFieldMessageStatus = "MessageStatus"
@@ -62,4 +64,33 @@ func (s *Server) verifyTwilio(r *http.Request, body []byte) (url.Values, error) 
 		return nil, fmt.Errorf("%w: %s does not match", errBadSignature, twilioSignatureHeader)
 	}
 	return form, nil
+}
+
+// twilioInboundRoute verifies an inbound SMS webhook and keys it by the
+// inbound message's SID. It answers an empty TwiML document: replies
+// (HELP, auto-replies) go out through the outbox, never inline.
+func (s *Server) twilioInboundRoute() webhookRoute {
+	return webhookRoute{
+		provider: providerTwilio,
+		route:    routeTwilioInbound,
+		parse: func(r *http.Request, body []byte) (inboundEvent, error) {
+			form, err := s.verifyTwilio(r, body)
+			if err != nil {
+				return inboundEvent{}, err
+			}
+			sid := form.Get(twilioFieldMessageSID)
+			if sid == "" {
+				return inboundEvent{}, fmt.Errorf("%w: missing %s", errMalformed, twilioFieldMessageSID)
+			}
+			if form.Get("From") == "" {
+				return inboundEvent{}, fmt.Errorf("%w: missing From", errMalformed)
+			}
+			return inboundEvent{ProviderEventID: sid, EventType: eventTypeMessageInbound}, nil
+		},
+		ok: func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Response></Response>`))
+		},
+	}
 }

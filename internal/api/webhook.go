@@ -47,6 +47,8 @@ type webhookRoute struct {
 	// event. Its errors wrap errBadSignature, errMalformed or
 	// errUnconfigured.
 	parse func(r *http.Request, body []byte) (inboundEvent, error)
+	// ok writes the success answer; nil answers 200 with an empty body.
+	ok func(w http.ResponseWriter)
 }
 
 // webhookHandler reads a limited body, verifies and parses it with
@@ -61,6 +63,10 @@ func (s *Server) webhookHandler(route webhookRoute) http.Handler {
 		result, status := s.handleWebhook(w, r, route)
 		webhooksTotal.WithLabelValues(route.provider, route.route, result).Inc()
 		if status == http.StatusOK {
+			if route.ok != nil {
+				route.ok(w)
+				return
+			}
 			w.WriteHeader(http.StatusOK)
 			return
 		}

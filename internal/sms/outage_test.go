@@ -69,7 +69,7 @@ func TestOutageMidBatch(t *testing.T) {
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, sms.NewSendWorker(sms.Config{InFlightGrace: 3 * time.Second}, pool,
-		sms.SendDeps{Sender: tw, Destination: dest, UnavailableLimit: time.Hour, Probe: tw.Probe}, logger))
+		sms.SendDeps{Providers: []sms.Provider{{Sender: tw, Destination: dest, Probe: tw.Probe}}, UnavailableLimit: time.Hour}, logger))
 	client, err := worker.NewClient(worker.Config{Queues: fmt.Sprintf("sms=%d", outageWorkers), FetchCooldown: 10 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond},
 		pool, workers, nil, logger)
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package sms
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nyaruka/phonenumbers"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
@@ -22,7 +24,7 @@ import (
 // Config is the messaging domain's configuration.
 type Config struct {
 	// PublicBaseURL is where providers reach the api: status callbacks go to
-	// PublicBaseURL + /webhooks/twilio/status?m=<message id>.
+	// PublicBaseURL + /webhooks/<provider>/status?m=<message id>.
 	PublicBaseURL string `env:"PUBLIC_BASE_URL"`
 	// InFlightGrace is how long an attempt without an outcome is presumed to
 	// still be in flight in another process (at least the provider request
@@ -30,7 +32,11 @@ type Config struct {
 	InFlightGrace time.Duration `env:"SMS_INFLIGHT_GRACE, default=30s"`
 	// SendTimeout bounds one sms_send job.
 	SendTimeout time.Duration `env:"SMS_SEND_TIMEOUT, default=60s"`
-	// UnavailableLimit is set from job_kinds by NewSendWorker.
+	// QuietHours ("21:00-08:00", local to the message's time_zone) holds app
+	// messages until the window ends; empty disables.
+	QuietHours QuietHours `env:"SMS_QUIET_HOURS"`
+	// UnavailableLimit is job_kinds.unavailable_limit of sms_send, set by
+	// NewSendWorker.
 	UnavailableLimit time.Duration
 }
 
@@ -38,41 +44,24 @@ type Config struct {
 type SendWorker struct {
 	river.WorkerDefaults[jobs.SMSSendArgs]
 
-	cfg    Config
-	pool   *pgxpool.Pool
-	sender Sender
-	dest   *resilience.Destination
-	probe  func(context.Context) error
-	limits Admitter
-	logger *slog.Logger
-	q      *db.Queries
+	cfg       Config
+	pool      *pgxpool.Pool
+	providers []Provider
+	logger    *slog.Logger
+	q         *db.Queries
 }
 
-// Admitter applies a distributed rate limit: it returns 0 when a send may
-// go now, or how long to wait for the next slot.
-type Admitter interface {
-	Admit(ctx context.Context) (time.Duration, error)
-}
-
-// SendDeps are what a SendWorker calls: the provider, its destination's
-// resilience policies, and an optional rate limit (nil: none).
+// SendDeps are what a SendWorker calls.
 type SendDeps struct {
-	Sender      Sender
-	Destination *resilience.Destination
-	Limits      Admitter
-	// UnavailableLimit is how long a message may wait for an unavailable
-	// provider (breaker open, paused) before it becomes a dead letter of
+	// Providers in order of preference (SMS_PROVIDERS).
+	Providers []Provider
+	// UnavailableLimit is how long a message may wait for unavailable
+	// providers (breaker open, paused) before it becomes a dead letter of
 	// class unavailable (job_kinds.unavailable_limit).
 	UnavailableLimit time.Duration
-	// Probe is a cheap idempotent call (a read) to the provider. While the
-	// breaker is not closed, the trial call that decides whether the
-	// provider is back is a probe, never a send: a send into a still-broken
-	// provider would spend the message's attempt on an ambiguous failure.
-	Probe func(context.Context) error
 }
 
-// NewSendWorker returns a worker that sends through deps.Sender, guarded
-// by deps.Destination.
+// NewSendWorker returns a worker that sends through deps.Providers.
 func NewSendWorker(cfg Config, pool *pgxpool.Pool, deps SendDeps, logger *slog.Logger) *SendWorker {
 	if cfg.InFlightGrace <= 0 {
 		cfg.InFlightGrace = 30 * time.Second
@@ -80,61 +69,7 @@ func NewSendWorker(cfg Config, pool *pgxpool.Pool, deps SendDeps, logger *slog.L
 	if deps.UnavailableLimit > 0 {
 		cfg.UnavailableLimit = deps.UnavailableLimit
 	}
-	return &SendWorker{cfg: cfg, pool: pool, sender: deps.Sender, dest: deps.Destination, probe: deps.Probe, limits: deps.Limits, logger: logger, q: db.New()}
-}
-
-// Outcome tells the resilience layer whether a send or lookup error means
-// the provider is failing: only failures that may be an outage count
-// (ambiguous and retryable ones); answers about the request do not.
-func Outcome(err error) resilience.Outcome {
-	var se *SendError
-	if errors.As(err, &se) && se.Class != ClassAmbiguous && se.Class != ClassRetryable {
-		return resilience.Healthy
-	}
-	return resilience.Failing
-}
-
-// call runs fn through the provider's resilience policies, when configured.
-func (w *SendWorker) call(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
-	if w.dest == nil {
-		return fn(ctx)
-	}
-	err := w.dest.Call(ctx, idempotent, fn)
-	var ue *resilience.UnavailableError
-	if errors.As(err, &ue) {
-		return &SendError{Provider: w.sender.Provider(), Class: ClassUnavailable, RetryAfter: ue.RetryAfter, Err: ue}
-	}
-	return err
-}
-
-// ready reports, before anything is recorded, whether the provider can be
-// called now; an unavailable one snoozes the job.
-func (w *SendWorker) ready(ctx context.Context, job *river.Job[jobs.SMSSendArgs]) error {
-	if w.dest == nil {
-		return nil
-	}
-	if err := w.dest.Ready(); err != nil {
-		return resilience.Snooze(ctx, job.JobRow, err, w.cfg.UnavailableLimit)
-	}
-	if w.probe == nil || w.dest.BreakerState() == "closed" {
-		return nil
-	}
-	// Half-open (or about to be): the trial call is a probe.
-	err := w.dest.Call(ctx, true, w.probe)
-	var ue *resilience.UnavailableError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &ue):
-		return resilience.Snooze(ctx, job.JobRow, ue, w.cfg.UnavailableLimit)
-	case Outcome(err) == resilience.Failing:
-		// Still down: the breaker reopened. Wait like any unavailable call.
-		return resilience.Snooze(ctx, job.JobRow, &resilience.UnavailableError{
-			Destination: w.dest.Name(), Reason: resilience.ReasonBreakerOpen, RetryAfter: w.dest.Settings().BreakerOpenFor,
-		}, w.cfg.UnavailableLimit)
-	default:
-		return nil
-	}
+	return &SendWorker{cfg: cfg, pool: pool, providers: deps.Providers, logger: logger, q: db.New()}
 }
 
 // Timeout bounds one run of the job.
@@ -166,15 +101,18 @@ var errDone = errors.New("done")
 // plan is what prepare decided.
 type plan struct {
 	out        Outbound
-	unresolved *db.MessageAttempt // ask the provider about it before sending
+	segments   int
+	encoding   string
+	unresolved *db.MessageAttempt // ask its provider about it before sending
 	expired    bool               // not_after has passed
-	optedOut   bool               // the recipient opted out
+	optedOut   bool               // the recipient opted out (and this is no HELP answer)
 }
+
+// metadataSlot is the job metadata key of a booked rate-limit slot.
+const metadataSlot = "ratelimit_slot"
 
 // Work sends one message. See the package documentation for the outcomes.
 func (w *SendWorker) Work(ctx context.Context, job *river.Job[jobs.SMSSendArgs]) error {
-	log := w.logger.With(slog.Int64("job_id", job.ID), slog.Int64("message_id", job.Args.MessageID))
-
 	p, err := w.prepare(ctx, job)
 	if errors.Is(err, errDone) {
 		return nil
@@ -182,80 +120,64 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[jobs.SMSSendArgs])
 	if err != nil {
 		return err
 	}
-	out := p.out
-	if err := w.ready(ctx, job); err != nil {
-		return err
+	if p.unresolved != nil {
+		ended, err := w.reconcile(ctx, job, p)
+		if err != nil || ended {
+			return err
+		}
 	}
 
-	if p.unresolved != nil {
-		var found *Accepted
-		err := w.call(ctx, true, func(ctx context.Context) error {
-			var err error
-			found, err = w.sender.FindSent(ctx, out, p.unresolved.StartedAt)
-			return err
-		})
-		if err != nil {
-			return w.reconcileFailed(ctx, job, err)
+	// Try the providers in order. Failover happens only when a provider
+	// provably did not accept the message and the failure is the
+	// provider's, never the recipient's (that would be final everywhere).
+	var last *SendError
+	for i, prov := range w.providers {
+		if err := prov.ready(ctx); err != nil {
+			last = AsSendError(prov.Name(), err)
+			continue
 		}
-		if found != nil {
-			log.InfoContext(ctx, "adopted message the provider had accepted", slog.String("vendor", w.sender.Provider()))
-			return w.adopt(ctx, job, found)
-		}
-		// The provider never accepted it: send now, unless the message has
-		// since expired or its recipient opted out.
-		ended := false
-		if err := w.tx(ctx, func(tx pgx.Tx) error {
-			if err := w.q.AttemptResolveAll(ctx, tx, db.AttemptResolveAllParams{MessageID: out.MessageID, Outcome: ptr("reconciled_absent")}); err != nil {
-				return fmt.Errorf("error recording reconciliation: %w", err)
-			}
-			status, reason := StatusExpired, ReasonExpired
-			switch {
-			case p.expired:
-			case p.optedOut:
-				status, reason = StatusBlockedOptedOut, ReasonOptedOut
-			default:
-				return nil
-			}
-			ended = true
-			if err := w.finish(ctx, tx, out.MessageID, status, nil, reason); err != nil {
+		if wait, err := w.slot(ctx, job, prov); err != nil || wait > 0 {
+			if err != nil {
 				return err
 			}
-			return w.complete(ctx, tx, job)
-		}); err != nil || ended {
-			return err
-		}
-	}
-
-	if w.limits != nil {
-		wait, err := w.limits.Admit(ctx)
-		if err != nil {
-			return fmt.Errorf("error applying rate limit: %w", err)
-		}
-		if wait > 0 {
 			return river.JobSnooze(wait)
 		}
+		att, err := w.begin(ctx, job, prov, p)
+		if err != nil {
+			return err
+		}
+		var acc Accepted
+		sendErr := prov.call(ctx, false, func(ctx context.Context) error {
+			var err error
+			acc, err = prov.Sender.Send(ctx, w.outbound(p.out, prov))
+			return err
+		})
+		if sendErr == nil {
+			return w.accepted(ctx, job, prov, att, acc)
+		}
+		se := AsSendError(prov.Name(), sendErr)
+		if failoverAllowed(se.Class) && i < len(w.providers)-1 {
+			if err := w.notAccepted(ctx, job, att, se); err != nil {
+				return err
+			}
+			w.logger.InfoContext(ctx, "failing over to the next provider",
+				slog.Int64("message_id", job.Args.MessageID), slog.String("vendor", prov.Name()), slog.String("class", string(se.Class)))
+			last = se
+			continue
+		}
+		return w.failed(ctx, job, att, se)
 	}
-
-	attempt, err := w.begin(ctx, job)
-	if err != nil {
-		return err
+	if last == nil {
+		_ = river.MetadataSet(ctx, "outcome_class", "permanent")
+		return river.JobCancel(errors.New("no SMS provider is configured"))
 	}
-	var acc Accepted
-	sendErr := w.call(ctx, false, func(ctx context.Context) error {
-		var err error
-		acc, err = w.sender.Send(ctx, out)
-		return err
-	})
-	if sendErr == nil {
-		return w.accepted(ctx, job, attempt, acc)
-	}
-	return w.failed(ctx, job, attempt, AsSendError(w.sender.Provider(), sendErr))
+	return w.exhausted(ctx, job, last)
 }
 
 // prepare locks the message and decides whether it is to be sent. It returns
 // errDone when the job has been completed (message final, already accepted,
-// cancelled, expired or opted out), and the newest unresolved attempt when
-// the provider must be asked before anything is sent.
+// cancelled, expired, invalid or opted out), and the newest unresolved
+// attempt when its provider must be asked before anything is sent.
 func (w *SendWorker) prepare(ctx context.Context, job *river.Job[jobs.SMSSendArgs]) (plan, error) {
 	var (
 		p      plan
@@ -271,34 +193,53 @@ func (w *SendWorker) prepare(ctx context.Context, job *river.Job[jobs.SMSSendArg
 		if err != nil {
 			return fmt.Errorf("error loading message: %w", err)
 		}
-		// A re-run never calls the provider for a message it already has.
+		// A re-run never calls a provider for a message it already has.
 		if msg.ProviderMessageID != nil || isFinal(msg.Status) {
+			result = errDone
+			return w.complete(ctx, tx, job)
+		}
+		end := func(status Status, reason string) error {
+			if err := w.finish(ctx, tx, msg.ID, status, nil, reason); err != nil {
+				return err
+			}
 			result = errDone
 			return w.complete(ctx, tx, job)
 		}
 		now := time.Now()
 		p.expired = msg.NotAfter != nil && !now.Before(*msg.NotAfter)
-		if p.expired && msg.Status == "queued" {
-			if err := w.finish(ctx, tx, msg.ID, StatusExpired, nil, ReasonExpired); err != nil {
-				return err
-			}
-			result = errDone
-			return w.complete(ctx, tx, job)
+		if p.expired && msg.Status == string(StatusQueued) {
+			return end(StatusExpired, ReasonExpired)
 		}
 		if msg.NotBefore != nil && now.Before(*msg.NotBefore) {
 			result = river.JobSnooze(msg.NotBefore.Sub(now))
 			return nil
 		}
-		consent, err := w.q.ConsentGet(ctx, tx, msg.ToE164)
-		p.optedOut = err == nil && consent.OptedOut
-		if p.optedOut && msg.Status == "queued" {
-			if err := w.finish(ctx, tx, msg.ID, StatusBlockedOptedOut, nil, ReasonOptedOut); err != nil {
-				return err
+		if !validNumber(msg.ToE164) && msg.Status == string(StatusQueued) {
+			return end(StatusFailed, ReasonInvalidNumber)
+		}
+		// HELP answers reach opted-out numbers; nothing else does.
+		if msg.Purpose != "help" {
+			consent, err := w.q.ConsentGet(ctx, tx, msg.ToE164)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("error loading consent: %w", err)
 			}
-			result = errDone
-			return w.complete(ctx, tx, job)
-		} else if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("error loading consent: %w", err)
+			p.optedOut = err == nil && consent.OptedOut
+			if p.optedOut && msg.Status == string(StatusQueued) {
+				return end(StatusBlockedOptedOut, ReasonOptedOut)
+			}
+		}
+		if msg.Purpose == "app" && msg.TimeZone != nil && msg.Status == string(StatusQueued) {
+			if loc, err := time.LoadLocation(*msg.TimeZone); err == nil {
+				if until := w.cfg.QuietHours.Until(now, loc); until.After(now) {
+					if msg.NotAfter != nil && !until.Before(*msg.NotAfter) {
+						// The window ends after the message's deadline:
+						// wake at the deadline, which expires it.
+						until = *msg.NotAfter
+					}
+					result = river.JobSnooze(until.Sub(now))
+					return nil
+				}
+			}
 		}
 		if msg.Body == nil {
 			_ = river.MetadataSet(ctx, "outcome_class", "permanent")
@@ -319,12 +260,8 @@ func (w *SendWorker) prepare(ctx context.Context, job *river.Job[jobs.SMSSendArg
 		default:
 			p.unresolved = &att
 		}
-		p.out = Outbound{
-			MessageID:         msg.ID,
-			To:                msg.ToE164,
-			Body:              *msg.Body,
-			StatusCallbackURL: w.callbackURL(msg.ID),
-		}
+		p.out = Outbound{MessageID: msg.ID, To: msg.ToE164, Body: *msg.Body}
+		p.segments, p.encoding = Segments(*msg.Body)
 		if msg.NotAfter != nil {
 			p.out.ValidityPeriod = time.Until(*msg.NotAfter)
 		}
@@ -336,25 +273,128 @@ func (w *SendWorker) prepare(ctx context.Context, job *river.Job[jobs.SMSSendArg
 	return p, result
 }
 
-func (w *SendWorker) callbackURL(id int64) string {
-	if w.cfg.PublicBaseURL == "" {
-		return ""
+// validNumber checks a number beyond its syntax: a real numbering plan, a
+// possible length and a valid range (libphonenumber's metadata).
+func validNumber(e164 string) bool {
+	num, err := phonenumbers.Parse(e164, "")
+	return err == nil && phonenumbers.IsValidNumber(num)
+}
+
+// reconcile asks the provider of an unresolved attempt whether it accepted
+// the message. It reports ended when the job is finished (adopted, or the
+// message expired or was opted out meanwhile); otherwise sending may go on.
+func (w *SendWorker) reconcile(ctx context.Context, job *river.Job[jobs.SMSSendArgs], p plan) (bool, error) {
+	prov, ok := w.provider(p.unresolved.Provider)
+	if !ok {
+		// Never resend without an answer: an operator must bring the
+		// provider back or settle the message.
+		return true, fmt.Errorf("error reconciling sms: provider %q of attempt %d is not configured", p.unresolved.Provider, p.unresolved.ID)
 	}
-	return strings.TrimRight(w.cfg.PublicBaseURL, "/") + "/webhooks/" + w.sender.Provider() + "/status?m=" + strconv.FormatInt(id, 10)
+	var found *Accepted
+	err := prov.call(ctx, true, func(ctx context.Context) error {
+		var err error
+		found, err = prov.Sender.FindSent(ctx, w.outbound(p.out, prov), p.unresolved.StartedAt)
+		return err
+	})
+	if err != nil {
+		se := AsSendError(prov.Name(), err)
+		switch se.Class {
+		case ClassThrottled:
+			return true, river.JobSnooze(max(se.RetryAfter, time.Second))
+		case ClassUnavailable:
+			return true, resilience.Snooze(ctx, job.JobRow, se.Err, w.cfg.UnavailableLimit)
+		}
+		return true, fmt.Errorf("error reconciling sms with provider: %w", se)
+	}
+	if found != nil {
+		w.logger.InfoContext(ctx, "adopted message the provider had accepted",
+			slog.Int64("message_id", job.Args.MessageID), slog.String("vendor", prov.Name()))
+		return true, w.adopt(ctx, job, prov, found)
+	}
+	// The provider never accepted it: send now, unless the message has
+	// since expired or its recipient opted out.
+	ended := false
+	err = w.tx(ctx, func(tx pgx.Tx) error {
+		if err := w.q.AttemptResolveAll(ctx, tx, db.AttemptResolveAllParams{MessageID: p.out.MessageID, Outcome: ptr("reconciled_absent")}); err != nil {
+			return fmt.Errorf("error recording reconciliation: %w", err)
+		}
+		status, reason := StatusExpired, ReasonExpired
+		switch {
+		case p.expired:
+		case p.optedOut:
+			status, reason = StatusBlockedOptedOut, ReasonOptedOut
+		default:
+			return w.q.MessageRequeue(ctx, tx, p.out.MessageID)
+		}
+		ended = true
+		if err := w.finish(ctx, tx, p.out.MessageID, status, nil, reason); err != nil {
+			return err
+		}
+		return w.complete(ctx, tx, job)
+	})
+	return ended, err
+}
+
+func (w *SendWorker) provider(name string) (Provider, bool) {
+	for _, p := range w.providers {
+		if p.Name() == name {
+			return p, true
+		}
+	}
+	return Provider{}, false
+}
+
+// outbound is m as sent through prov: with prov's status callback URL.
+func (w *SendWorker) outbound(m Outbound, prov Provider) Outbound {
+	if w.cfg.PublicBaseURL != "" {
+		m.StatusCallbackURL = strings.TrimRight(w.cfg.PublicBaseURL, "/") + "/webhooks/" + prov.Name() + "/status?m=" + strconv.FormatInt(m.MessageID, 10)
+	}
+	return m
+}
+
+// slot applies prov's rate limit: it returns 0 when the message may go now
+// (a slot booked earlier and now due, or a free one), or how long to snooze
+// for the slot it just booked.
+func (w *SendWorker) slot(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider) (time.Duration, error) {
+	if prov.Slots == nil {
+		return 0, nil
+	}
+	var meta map[string]any
+	if json.Unmarshal(job.Metadata, &meta) == nil {
+		if s, ok := meta[metadataSlot].(string); ok {
+			if at, err := time.Parse(time.RFC3339Nano, s); err == nil && time.Since(at) > -time.Second && time.Since(at) < time.Minute {
+				_ = river.MetadataSet(ctx, metadataSlot, nil) // used up
+				return 0, nil
+			}
+		}
+	}
+	wait, booked, err := prov.Slots.Reserve(ctx, 10*time.Minute)
+	if err != nil {
+		return 0, fmt.Errorf("error applying rate limit: %w", err)
+	}
+	if wait <= 0 {
+		return 0, nil
+	}
+	if booked {
+		_ = river.MetadataSet(ctx, metadataSlot, time.Now().Add(wait).UTC().Format(time.RFC3339Nano))
+	}
+	return wait, nil
 }
 
 // begin marks the message sending and records the attempt, committed before
 // the request leaves.
-func (w *SendWorker) begin(ctx context.Context, job *river.Job[jobs.SMSSendArgs]) (db.MessageAttempt, error) {
+func (w *SendWorker) begin(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, p plan) (db.MessageAttempt, error) {
 	var att db.MessageAttempt
 	err := w.tx(ctx, func(tx pgx.Tx) error {
-		if err := w.q.MessageMarkSending(ctx, tx, db.MessageMarkSendingParams{ID: job.Args.MessageID, Provider: ptr(w.sender.Provider())}); err != nil {
+		if err := w.q.MessageMarkSending(ctx, tx, db.MessageMarkSendingParams{
+			ID: job.Args.MessageID, Provider: ptr(prov.Name()), Segments: ptr(int32(p.segments)), Encoding: &p.encoding,
+		}); err != nil {
 			return fmt.Errorf("error marking message sending: %w", err)
 		}
 		var err error
 		att, err = w.q.AttemptStart(ctx, tx, db.AttemptStartParams{
 			MessageID:  job.Args.MessageID,
-			Provider:   w.sender.Provider(),
+			Provider:   prov.Name(),
 			JobID:      &job.ID,
 			JobAttempt: ptr(int32(job.Attempt)),
 		})
@@ -369,26 +409,26 @@ func (w *SendWorker) begin(ctx context.Context, job *river.Job[jobs.SMSSendArgs]
 // accepted records the provider's id and completes the job in one
 // transaction. If that commit fails the job runs again, finds the attempt
 // unresolved and adopts the message from the provider instead of resending.
-func (w *SendWorker) accepted(ctx context.Context, job *river.Job[jobs.SMSSendArgs], att db.MessageAttempt, acc Accepted) error {
+func (w *SendWorker) accepted(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, att db.MessageAttempt, acc Accepted) error {
 	return w.tx(ctx, func(tx pgx.Tx) error {
 		if err := w.q.AttemptFinish(ctx, tx, db.AttemptFinishParams{ID: att.ID, Outcome: ptr("accepted"), ProviderMessageID: &acc.ProviderMessageID}); err != nil {
 			return fmt.Errorf("error recording attempt: %w", err)
 		}
-		if err := w.q.MessageAccept(ctx, tx, acceptParams(job.Args.MessageID, w.sender.Provider(), acc)); err != nil {
+		if err := w.q.MessageAccept(ctx, tx, acceptParams(job.Args.MessageID, prov.Name(), acc)); err != nil {
 			return fmt.Errorf("error recording provider id: %w", err)
 		}
 		return w.complete(ctx, tx, job)
 	})
 }
 
-func (w *SendWorker) adopt(ctx context.Context, job *river.Job[jobs.SMSSendArgs], acc *Accepted) error {
+func (w *SendWorker) adopt(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, acc *Accepted) error {
 	return w.tx(ctx, func(tx pgx.Tx) error {
 		if err := w.q.AttemptResolveAll(ctx, tx, db.AttemptResolveAllParams{
 			MessageID: job.Args.MessageID, Outcome: ptr("reconciled_found"), ProviderMessageID: &acc.ProviderMessageID,
 		}); err != nil {
 			return fmt.Errorf("error recording reconciliation: %w", err)
 		}
-		if err := w.q.MessageAccept(ctx, tx, acceptParams(job.Args.MessageID, w.sender.Provider(), *acc)); err != nil {
+		if err := w.q.MessageAccept(ctx, tx, acceptParams(job.Args.MessageID, prov.Name(), *acc)); err != nil {
 			return fmt.Errorf("error recording provider id: %w", err)
 		}
 		return w.complete(ctx, tx, job)
@@ -403,17 +443,39 @@ func acceptParams(id int64, provider string, acc Accepted) db.MessageAcceptParam
 	return p
 }
 
-// failed decides the outcome of a failed send, in one place, by class.
-func (w *SendWorker) failed(ctx context.Context, job *river.Job[jobs.SMSSendArgs], att db.MessageAttempt, se *SendError) error {
-	finish := db.AttemptFinishParams{ID: att.ID, ErrorCode: nilIfEmpty(se.Code)}
+func finishParams(att db.MessageAttempt, se *SendError, outcome string) db.AttemptFinishParams {
+	p := db.AttemptFinishParams{ID: att.ID, Outcome: &outcome, ErrorCode: nilIfEmpty(se.Code)}
 	if se.HTTPStatus != 0 {
-		finish.HttpStatus = ptr(int32(se.HTTPStatus))
+		p.HttpStatus = ptr(int32(se.HTTPStatus))
 	}
-	var result error
+	return p
+}
+
+// notAccepted records an attempt the provider provably did not accept,
+// before the next provider is tried.
+func (w *SendWorker) notAccepted(ctx context.Context, job *river.Job[jobs.SMSSendArgs], att db.MessageAttempt, se *SendError) error {
+	outcome := "not_sent"
+	if se.Class == ClassPermanent {
+		outcome = "permanent"
+	}
+	return w.tx(ctx, func(tx pgx.Tx) error {
+		if err := w.q.AttemptFinish(ctx, tx, finishParams(att, se, outcome)); err != nil {
+			return fmt.Errorf("error recording attempt: %w", err)
+		}
+		return w.q.MessageRequeue(ctx, tx, job.Args.MessageID)
+	})
+}
+
+// failed decides the outcome of a failed send with no failover left, in
+// one place, by class.
+func (w *SendWorker) failed(ctx context.Context, job *river.Job[jobs.SMSSendArgs], att db.MessageAttempt, se *SendError) error {
+	var (
+		result  error
+		outcome string
+	)
 	err := w.tx(ctx, func(tx pgx.Tx) error {
 		switch se.Class {
 		case ClassRecipient:
-			finish.Outcome = ptr("recipient_rejected")
 			status := StatusFailed
 			if se.Reason == ReasonOptedOut {
 				status = StatusBlockedOptedOut
@@ -421,7 +483,7 @@ func (w *SendWorker) failed(ctx context.Context, job *river.Job[jobs.SMSSendArgs
 					return err
 				}
 			}
-			if err := w.q.AttemptFinish(ctx, tx, finish); err != nil {
+			if err := w.q.AttemptFinish(ctx, tx, finishParams(att, se, "recipient_rejected")); err != nil {
 				return fmt.Errorf("error recording attempt: %w", err)
 			}
 			if err := w.finish(ctx, tx, job.Args.MessageID, status, nilIfEmpty(se.Code), se.Reason); err != nil {
@@ -430,23 +492,23 @@ func (w *SendWorker) failed(ctx context.Context, job *river.Job[jobs.SMSSendArgs
 			return w.complete(ctx, tx, job)
 		case ClassAmbiguous:
 			// Keep the message sending: the next run asks the provider first.
-			finish.Outcome = ptr("ambiguous")
+			outcome = "ambiguous"
 			result = fmt.Errorf("error sending sms: %w", se)
 		case ClassThrottled:
-			finish.Outcome = ptr("throttled")
+			outcome = "throttled"
 			result = river.JobSnooze(max(se.RetryAfter, time.Second))
 		case ClassUnavailable:
-			finish.Outcome = ptr("not_sent")
+			outcome = "not_sent"
 			result = resilience.Snooze(ctx, job.JobRow, se.Err, w.cfg.UnavailableLimit)
 		case ClassRetryable:
-			finish.Outcome = ptr("not_sent")
+			outcome = "not_sent"
 			result = fmt.Errorf("error sending sms: %w", se)
 		default: // ClassPermanent and anything unknown: an operator must act.
-			finish.Outcome = ptr("permanent")
+			outcome = "permanent"
 			_ = river.MetadataSet(ctx, "outcome_class", string(ClassPermanent))
 			result = river.JobCancel(fmt.Errorf("error sending sms: %w", se))
 		}
-		if err := w.q.AttemptFinish(ctx, tx, finish); err != nil {
+		if err := w.q.AttemptFinish(ctx, tx, finishParams(att, se, outcome)); err != nil {
 			return fmt.Errorf("error recording attempt: %w", err)
 		}
 		if se.Class != ClassAmbiguous {
@@ -462,17 +524,19 @@ func (w *SendWorker) failed(ctx context.Context, job *river.Job[jobs.SMSSendArgs
 	return result
 }
 
-// reconcileFailed handles a failed FindSent: nothing was sent, so a
-// throttle snoozes and anything else retries later.
-func (w *SendWorker) reconcileFailed(ctx context.Context, job *river.Job[jobs.SMSSendArgs], err error) error {
-	se := AsSendError(w.sender.Provider(), err)
-	switch se.Class {
-	case ClassThrottled:
-		return river.JobSnooze(max(se.RetryAfter, time.Second))
+// exhausted ends a run in which every provider refused before or without
+// accepting: wait for an unavailable one, else back off or dead-letter by
+// the last failure.
+func (w *SendWorker) exhausted(ctx context.Context, job *river.Job[jobs.SMSSendArgs], last *SendError) error {
+	switch last.Class {
 	case ClassUnavailable:
-		return resilience.Snooze(ctx, job.JobRow, se.Err, w.cfg.UnavailableLimit)
+		return resilience.Snooze(ctx, job.JobRow, last.Err, w.cfg.UnavailableLimit)
+	case ClassPermanent:
+		_ = river.MetadataSet(ctx, "outcome_class", string(ClassPermanent))
+		return river.JobCancel(fmt.Errorf("error sending sms on every provider: %w", last))
+	default:
+		return fmt.Errorf("error sending sms on every provider: %w", last)
 	}
-	return fmt.Errorf("error reconciling sms with provider: %w", se)
 }
 
 func (w *SendWorker) optOut(ctx context.Context, tx pgx.Tx, messageID int64, source string) error {

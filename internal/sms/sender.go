@@ -31,6 +31,9 @@ type Accepted struct {
 	// Status is the provider's own status word at acceptance (Twilio: queued).
 	Status   string
 	Segments int
+	// ErrorCode is the provider's error code for a failed message, when a
+	// lookup (not a send) returns one.
+	ErrorCode string
 }
 
 // Sender hands messages to one provider. Implementations classify every

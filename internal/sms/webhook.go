@@ -29,6 +29,7 @@ type WebhookWorker struct {
 
 	pool    *pgxpool.Pool
 	parsers map[string]ReportParser
+	inbound InboundConfig
 	logger  *slog.Logger
 	q       *db.Queries
 	// orphanWindow is how long a report for an unknown provider id is
@@ -37,8 +38,15 @@ type WebhookWorker struct {
 }
 
 // NewWebhookWorker returns a worker using parsers keyed by provider name.
-func NewWebhookWorker(pool *pgxpool.Pool, parsers map[string]ReportParser, logger *slog.Logger) *WebhookWorker {
-	return &WebhookWorker{pool: pool, parsers: parsers, logger: logger, q: db.New(), orphanWindow: 15 * time.Minute}
+// A parser that also implements InboundParser handles inbound SMS
+// (event types message.inbound and message.received) with inbound's rules.
+func NewWebhookWorker(pool *pgxpool.Pool, parsers map[string]ReportParser, inbound InboundConfig, logger *slog.Logger) *WebhookWorker {
+	return &WebhookWorker{pool: pool, parsers: parsers, inbound: inbound, logger: logger, q: db.New(), orphanWindow: 15 * time.Minute}
+}
+
+// isInbound reports whether an inbox event type is an inbound SMS.
+func isInbound(eventType string) bool {
+	return eventType == "message.inbound" || eventType == "message.received"
 }
 
 // Timeout bounds one run; applying a webhook is a few statements.
@@ -74,6 +82,23 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookPro
 			_ = river.MetadataSet(ctx, "outcome_class", "permanent")
 			result = river.JobCancel(fmt.Errorf("no status parser for provider %q", hook.Provider))
 			return nil
+		}
+		if isInbound(hook.EventType) {
+			ip, ok := parser.(InboundParser)
+			if !ok {
+				_ = river.MetadataSet(ctx, "outcome_class", "permanent")
+				result = river.JobCancel(fmt.Errorf("no inbound parser for provider %q", hook.Provider))
+				return nil
+			}
+			in, err := ip.ParseInbound(hook.EventType, hook.RawBody)
+			if err != nil {
+				log.WarnContext(ctx, "ignoring inbound webhook that cannot be parsed", slog.String("error", err.Error()))
+				return w.done(ctx, tx, job, hook.ID, "ignored")
+			}
+			if err := w.applyInbound(ctx, tx, hook.ID, in); err != nil {
+				return err
+			}
+			return w.done(ctx, tx, job, hook.ID, "processed")
 		}
 		report, err := parser.ParseReport(hook.EventType, hook.RawBody)
 		if err != nil {

@@ -269,7 +269,11 @@ func usable(msg *twapi.ApiV2010Message, err error, s seen) error {
 
 func accepted(msg *twapi.ApiV2010Message) sms.Accepted {
 	segments, _ := strconv.Atoi(str(msg.NumSegments))
-	return sms.Accepted{ProviderMessageID: str(msg.Sid), Status: str(msg.Status), Segments: segments}
+	acc := sms.Accepted{ProviderMessageID: str(msg.Sid), Status: str(msg.Status), Segments: segments}
+	if msg.ErrorCode != nil && *msg.ErrorCode != 0 {
+		acc.ErrorCode = strconv.Itoa(*msg.ErrorCode)
+	}
+	return acc
 }
 
 // parseDate parses Twilio's RFC 2822 dates ("Mon, 02 Jan 2006 15:04:05 +0000").

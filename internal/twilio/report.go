@@ -1,6 +1,7 @@
 package twilio
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -49,12 +50,17 @@ func ParseReport(eventType string, raw []byte) (sms.Report, error) {
 	if sid == "" || word == "" {
 		return sms.Report{}, errors.New("twilio status callback lacks MessageSid or MessageStatus")
 	}
+	return report(sid, word, form.Get("ErrorCode")), nil
+}
+
+// report maps a Twilio status word and error code to a report.
+func report(sid, word, code string) sms.Report {
 	r := sms.Report{
 		Provider:          Provider,
 		ProviderMessageID: sid,
 		ProviderStatus:    word,
 		Status:            statusMap[word],
-		ErrorCode:         form.Get("ErrorCode"),
+		ErrorCode:         code,
 	}
 	if r.ErrorCode != "" && (r.Status == sms.StatusFailed || r.Status == sms.StatusUndelivered) {
 		switch r.ErrorCode {
@@ -66,7 +72,50 @@ func ParseReport(eventType string, raw []byte) (sms.Report, error) {
 			r.Reason = sms.ReasonUnreachable
 		}
 	}
-	return r, nil
+	return r
+}
+
+// FetchReport asks Twilio for a message's current status: how a lost
+// status callback is made good. It returns (nil, nil) when Twilio does not
+// know the SID. Errors are Fetch's.
+func (c *Client) FetchReport(ctx context.Context, sid string) (*sms.Report, error) {
+	acc, err := c.Fetch(ctx, sid)
+	if err != nil || acc == nil {
+		return nil, err
+	}
+	r := report(acc.ProviderMessageID, acc.Status, acc.ErrorCode)
+	return &r, nil
+}
+
+// EventInbound is the inbox event type of an inbound SMS to our number.
+const EventInbound = "message.inbound"
+
+// ParseInbound implements sms.InboundParser for stored Twilio inbound-SMS
+// webhooks (form-encoded, already verified by the api).
+func (c *Client) ParseInbound(eventType string, raw []byte) (sms.Inbound, error) {
+	return ParseInbound(eventType, raw)
+}
+
+// ParseInbound is Client.ParseInbound without a client.
+func ParseInbound(eventType string, raw []byte) (sms.Inbound, error) {
+	if eventType != EventInbound {
+		return sms.Inbound{}, fmt.Errorf("twilio event type %q is not an inbound message", eventType)
+	}
+	form, err := url.ParseQuery(string(raw))
+	if err != nil {
+		return sms.Inbound{}, errors.New("twilio inbound webhook is not form-encoded")
+	}
+	in := sms.Inbound{
+		Provider:          Provider,
+		ProviderMessageID: first(form, "MessageSid", "SmsSid"),
+		From:              form.Get("From"),
+		To:                form.Get("To"),
+		Body:              form.Get("Body"),
+	}
+	if in.ProviderMessageID == "" || in.From == "" {
+		return sms.Inbound{}, errors.New("twilio inbound webhook lacks MessageSid or From")
+	}
+	return in, nil
 }
 
 func first(form url.Values, keys ...string) string {

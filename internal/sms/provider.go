@@ -1,0 +1,104 @@
+package sms
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/switchboard-health/switchboard/internal/resilience"
+)
+
+// Provider is one SMS provider as the send worker uses it: the adapter, its
+// destination's resilience policies, a cheap probe, and an optional
+// distributed rate limit.
+type Provider struct {
+	Sender Sender
+	// Destination guards every call; nil calls the provider unguarded.
+	Destination *resilience.Destination
+	// Probe is a cheap idempotent read. While the breaker is not closed the
+	// trial call that decides whether the provider is back is a probe,
+	// never a send: a send into a still-broken provider would spend the
+	// message's attempt on an ambiguous failure.
+	Probe func(context.Context) error
+	// Slots books send slots under the provider's rate limit (per sender
+	// number); nil means no limit.
+	Slots Reserver
+}
+
+// Reserver books the next slot under a rate limit and says how long to wait
+// for it; the caller snoozes and then sends without asking again.
+type Reserver interface {
+	Reserve(ctx context.Context, maxWait time.Duration) (wait time.Duration, booked bool, err error)
+}
+
+// Name is the provider's name.
+func (p Provider) Name() string { return p.Sender.Provider() }
+
+// Outcome tells the resilience layer whether a send or lookup error means
+// the provider is failing: only failures that may be an outage count
+// (ambiguous and retryable ones); answers about the request do not.
+func Outcome(err error) resilience.Outcome {
+	var se *SendError
+	if errors.As(err, &se) && se.Class != ClassAmbiguous && se.Class != ClassRetryable {
+		return resilience.Healthy
+	}
+	return resilience.Failing
+}
+
+// call runs fn through the provider's policies. An unavailable destination
+// comes back as a *SendError of ClassUnavailable.
+func (p Provider) call(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
+	if p.Destination == nil {
+		return fn(ctx)
+	}
+	err := p.Destination.Call(ctx, idempotent, fn)
+	var ue *resilience.UnavailableError
+	if errors.As(err, &ue) {
+		return &SendError{Provider: p.Name(), Class: ClassUnavailable, RetryAfter: ue.RetryAfter, Err: ue}
+	}
+	return err
+}
+
+// ready reports, before anything is recorded, whether the provider can be
+// called now. It returns nil, or a *SendError of ClassUnavailable.
+func (p Provider) ready(ctx context.Context) error {
+	if p.Destination == nil {
+		return nil
+	}
+	if err := p.Destination.Ready(); err != nil {
+		var ue *resilience.UnavailableError
+		errors.As(err, &ue)
+		return &SendError{Provider: p.Name(), Class: ClassUnavailable, RetryAfter: ue.RetryAfter, Err: ue}
+	}
+	if p.Probe == nil || p.Destination.BreakerState() == "closed" {
+		return nil
+	}
+	// Half-open, or about to be: the trial call is a probe.
+	err := p.call(ctx, true, p.Probe)
+	switch {
+	case err == nil:
+		return nil
+	case Outcome(err) == resilience.Failing:
+		// Still down: the breaker reopened.
+		return &SendError{Provider: p.Name(), Class: ClassUnavailable, RetryAfter: p.Destination.Settings().BreakerOpenFor,
+			Err: &resilience.UnavailableError{Destination: p.Name(), Reason: resilience.ReasonBreakerOpen, RetryAfter: p.Destination.Settings().BreakerOpenFor}}
+	default:
+		var se *SendError
+		if errors.As(err, &se) && se.Class == ClassUnavailable {
+			return se
+		}
+		return nil
+	}
+}
+
+// failoverAllowed reports whether a failed send on one provider may be
+// tried on the next: only when the provider provably did not accept the
+// message and the failure is about the provider, not the recipient.
+func failoverAllowed(c Class) bool {
+	switch c {
+	case ClassRetryable, ClassUnavailable, ClassPermanent:
+		return true
+	default: // recipient, ambiguous, throttled
+		return false
+	}
+}
