@@ -82,11 +82,10 @@ func TestApplyReportOnlyMovesForward(t *testing.T) {
 	require.ErrorIs(t, err, pgx.ErrNoRows)
 }
 
-// TestEndToEnd follows one message from the app's transaction to delivered:
-// switchboard.send_sms → worker → twilio-go → sandbox Twilio → signed status
-// callbacks → api → inbox → webhook_process → message delivered + event.
-func TestEndToEnd(t *testing.T) {
-	t.Parallel()
+// withAPI runs the real api in front of the bundle's database: the sandbox
+// posts its signed callbacks there.
+func withAPI(t *testing.T) (*testBundle, string) {
+	t.Helper()
 	var handler atomic.Pointer[http.Handler]
 	apiSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*handler.Load()).ServeHTTP(w, r)
@@ -101,6 +100,15 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, srv.Start(ctx))
 	h := srv.Handler()
 	handler.Store(&h)
+	return b, apiSrv.URL
+}
+
+// TestEndToEnd follows one message from the app's transaction to delivered:
+// switchboard.send_sms → worker → twilio-go → sandbox Twilio → signed status
+// callbacks → api → inbox → webhook_process → message delivered + event.
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	b, _ := withAPI(t)
 
 	id := b.send(t, "e2e-1")
 	require.Eventually(t, func() bool { return b.message(t, id).Status == "delivered" }, 60*time.Second, 20*time.Millisecond)
