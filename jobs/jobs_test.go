@@ -378,7 +378,7 @@ func TestAppRole(t *testing.T) {
 func TestInsertOptsMatchJobKinds(t *testing.T) {
 	t.Parallel()
 	pool, _ := dbtest.NewPool(t)
-	for _, args := range []kindWithOpts{jobs.SMSSendArgs{}, jobs.WebhookProcessArgs{}, jobs.DestinationProbeArgs{}, jobs.MaintenanceArgs{}} {
+	for _, args := range []kindWithOpts{jobs.SMSSendArgs{}, jobs.WebhookProcessArgs{}, jobs.DestinationProbeArgs{}, jobs.MaintenanceArgs{}, jobs.SMSReconcileArgs{}} {
 		t.Run(args.Kind(), func(t *testing.T) {
 			checkKind(t, pool, args)
 		})

@@ -92,3 +92,19 @@ func nullTime(t time.Time) any {
 	}
 	return t
 }
+
+// KindSMSReconcile asks providers for the final status of accepted messages
+// whose status callbacks never came (periodic).
+const KindSMSReconcile = "sms_reconcile"
+
+// SMSReconcileArgs are the args of sms_reconcile: none; each run takes a
+// batch of the oldest unfinished messages.
+type SMSReconcileArgs struct{}
+
+// Kind implements river.JobArgs.
+func (SMSReconcileArgs) Kind() string { return KindSMSReconcile }
+
+// InsertOpts mirrors the sms_reconcile row of switchboard.job_kinds.
+func (SMSReconcileArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueSMS, Priority: 3, MaxAttempts: 3}
+}

@@ -30,6 +30,7 @@ type workerConfig struct {
 	Worker      worker.Config
 	SMS         sms.Config
 	Inbound     sms.InboundConfig
+	Reconcile   sms.ReconcileConfig
 	Twilio      twilio.Config
 	Maintenance maintenance.Config
 }
@@ -97,10 +98,14 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 	twDest := registry.Register(twilio.Provider, twSettings, sms.Outcome)
 
 	workers := river.NewWorkers()
+	providers := []sms.Provider{{Sender: tw, Destination: twDest, Probe: tw.Probe}}
 	if err := river.AddWorkerSafely(workers, sms.NewSendWorker(cfg.SMS, pool, sms.SendDeps{
-		Providers:        []sms.Provider{{Sender: tw, Destination: twDest, Probe: tw.Probe}},
+		Providers:        providers,
 		UnavailableLimit: kinds[jobs.KindSMSSend],
 	}, logger)); err != nil {
+		return nil, err
+	}
+	if err := river.AddWorkerSafely(workers, sms.NewReconcileWorker(cfg.Reconcile, pool, providers, logger)); err != nil {
 		return nil, err
 	}
 	if err := river.AddWorkerSafely(workers, sms.NewWebhookWorker(pool, map[string]sms.ReportParser{twilio.Provider: tw}, cfg.Inbound, logger)); err != nil {
@@ -117,6 +122,8 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 		river.NewPeriodicJob(river.PeriodicInterval(cfg.Maintenance.ProbeInterval),
 			func() (river.JobArgs, *river.InsertOpts) { return jobs.DestinationProbeArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(cfg.Reconcile.Interval),
+			func() (river.JobArgs, *river.InsertOpts) { return jobs.SMSReconcileArgs{}, nil }, nil),
 		river.NewPeriodicJob(river.PeriodicInterval(cfg.Maintenance.Interval),
 			func() (river.JobArgs, *river.InsertOpts) { return jobs.MaintenanceArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true}),

@@ -58,6 +58,8 @@ func setup(t *testing.T, publicBaseURL string) *testBundle {
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, sms.NewSendWorker(sms.Config{PublicBaseURL: publicBaseURL, InFlightGrace: 5 * time.Second}, pool, sms.SendDeps{Providers: []sms.Provider{{Sender: tw}}}, logger))
+	river.AddWorker(workers, sms.NewReconcileWorker(sms.ReconcileConfig{After: 30 * time.Minute, MaxAge: 72 * time.Hour},
+		pool, []sms.Provider{{Sender: tw}}, logger))
 	river.AddWorker(workers, sms.NewWebhookWorker(pool, map[string]sms.ReportParser{twilio.Provider: tw}, sms.InboundConfig{HelpText: "help text", AutoReplyText: "not monitored", AutoReplyWindow: time.Hour}, logger))
 	client, err := worker.NewClient(worker.Config{
 		Queues:            "sms=10,inbound=5",

@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard-health/switchboard/internal/api"
 	"github.com/switchboard-health/switchboard/internal/database/dbtest"
 	"github.com/switchboard-health/switchboard/internal/sms"
+	"github.com/switchboard-health/switchboard/jobs"
 )
 
 func TestAdvance(t *testing.T) {
@@ -116,4 +117,39 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, 2, b.count(t, "SELECT count(*) FROM switchboard.inbound_webhooks WHERE provider = 'twilio' AND state = 'processed'"))
 	require.Equal(t, 2, b.count(t, "SELECT count(*) FROM switchboard.message_events WHERE message_id = $1 AND applied", id))
 	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM switchboard.events WHERE kind = 'message.delivered' AND subject = $1", "message/"+itoa(id)))
+}
+
+// TestReconciliationFillsInALostFinalStatus: the callbacks never arrive
+// (no public URL), yet the message ends delivered after a reconcile run.
+func TestReconciliationFillsInALostFinalStatus(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	ctx := context.Background()
+	id := b.send(t, "lost-callback")
+	m := b.waitJob(t, id, "completed")
+	require.Equal(t, "sending", m.Status)
+	require.Eventually(t, func() bool {
+		for _, msg := range b.sandbox.Messages() {
+			if msg.SID == *m.SID && msg.Status == "delivered" {
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 20*time.Millisecond, "Twilio itself delivered it")
+
+	// Not yet due: reconciliation leaves a fresh message alone.
+	_, err := b.client.Insert(ctx, jobs.SMSReconcileArgs{}, nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return b.count(t, "SELECT count(*) FROM switchboard.river_job WHERE kind = 'sms_reconcile' AND state = 'completed'") == 1
+	}, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, "sending", b.message(t, id).Status)
+
+	_, err = b.pool.Exec(ctx, "UPDATE switchboard.messages SET accepted_at = now() - interval '1 hour' WHERE id = $1", id)
+	require.NoError(t, err)
+	_, err = b.client.Insert(ctx, jobs.SMSReconcileArgs{}, nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return b.message(t, id).Status == "delivered" }, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM switchboard.events WHERE kind = 'message.delivered' AND subject = $1", "message/"+itoa(id)))
+	require.Positive(t, b.sandbox.FetchCalls())
 }
