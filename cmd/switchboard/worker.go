@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-health/switchboard/db"
 	"github.com/switchboard-health/switchboard/internal/httpserver"
 	"github.com/switchboard-health/switchboard/internal/maintenance"
+	"github.com/switchboard-health/switchboard/internal/ratelimit"
 	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/internal/sms"
 	"github.com/switchboard-health/switchboard/internal/twilio"
@@ -98,7 +99,21 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 	twDest := registry.Register(twilio.Provider, twSettings, sms.Outcome)
 
 	workers := river.NewWorkers()
-	providers := []sms.Provider{{Sender: tw, Destination: twDest, Probe: tw.Probe}}
+	limiter := ratelimit.New(pool)
+	twProvider := sms.Provider{Sender: tw, Destination: twDest, Probe: tw.Probe}
+	if twSettings.RateLimit != "" {
+		lim, err := ratelimit.ParseLimit(twSettings.RateLimit)
+		if err != nil {
+			return nil, usageError{resilience.EnvPrefix(twilio.Provider) + "RATE_LIMIT: " + err.Error()}
+		}
+		// One limit per sender: a long code sends about one segment a second.
+		sender := cfg.Twilio.FromNumber
+		if sender == "" {
+			sender = cfg.Twilio.MessagingServiceSID
+		}
+		twProvider.Slots = limiter.Slots(twilio.Provider+":"+sender, lim)
+	}
+	providers := []sms.Provider{twProvider}
 	if err := river.AddWorkerSafely(workers, sms.NewSendWorker(cfg.SMS, pool, sms.SendDeps{
 		Providers:        providers,
 		UnavailableLimit: kinds[jobs.KindSMSSend],
@@ -115,7 +130,7 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 	if err := river.AddWorkerSafely(workers, resilience.NewProbeWorker(registry, probes, cfg.Maintenance.ProbeIdle, logger)); err != nil {
 		return nil, err
 	}
-	if err := river.AddWorkerSafely(workers, maintenance.New(cfg.Maintenance, pool, nil, logger)); err != nil {
+	if err := river.AddWorkerSafely(workers, maintenance.New(cfg.Maintenance, pool, limiter, logger)); err != nil {
 		return nil, err
 	}
 	periodic := []*river.PeriodicJob{

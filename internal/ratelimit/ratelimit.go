@@ -161,3 +161,18 @@ func (l *Limiter) Reserve(ctx context.Context, key string, limit Limit, maxWait 
 	}
 	return wait, row.Booked != nil && *row.Booked, nil
 }
+
+// Slots is one key's limit, for callers that book slots (internal/sms).
+type Slots struct {
+	l     *Limiter
+	key   string
+	limit Limit
+}
+
+// Slots returns key's limit as a slot booker.
+func (l *Limiter) Slots(key string, limit Limit) *Slots { return &Slots{l: l, key: key, limit: limit} }
+
+// Reserve is Limiter.Reserve for the key and limit of s.
+func (s *Slots) Reserve(ctx context.Context, maxWait time.Duration) (time.Duration, bool, error) {
+	return s.l.Reserve(ctx, s.key, s.limit, maxWait)
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -368,7 +369,11 @@ func (w *SendWorker) slot(ctx context.Context, job *river.Job[jobs.SMSSendArgs],
 			}
 		}
 	}
-	wait, booked, err := prov.Slots.Reserve(ctx, 10*time.Minute)
+	// Slots are booked at most slotHorizon ahead: River keeps a job snoozed
+	// for up to 5 s available with its exact time, so it wakes on time
+	// (within a fetch poll); longer snoozes go through the scheduler, whose
+	// coarser rounds would wake many booked jobs together.
+	wait, booked, err := prov.Slots.Reserve(ctx, slotHorizon)
 	if err != nil {
 		return 0, fmt.Errorf("error applying rate limit: %w", err)
 	}
@@ -377,9 +382,15 @@ func (w *SendWorker) slot(ctx context.Context, job *river.Job[jobs.SMSSendArgs],
 	}
 	if booked {
 		_ = river.MetadataSet(ctx, metadataSlot, time.Now().Add(wait).UTC().Format(time.RFC3339Nano))
+		return wait, nil
 	}
-	return wait, nil
+	// The queue for this sender is longer than the horizon: come back when
+	// the free slots are near, spread so the backlog does not return at once.
+	return wait - slotHorizon/2 + time.Duration(rand.Int64N(int64(slotHorizon))), nil
 }
+
+// slotHorizon is how far ahead a rate-limit slot may be booked.
+const slotHorizon = 4 * time.Second
 
 // begin marks the message sending and records the attempt, committed before
 // the request leaves.
