@@ -62,6 +62,10 @@ type Config struct {
 	// not know is retried (another replica of a newer version may know it)
 	// before it is cancelled into a dead letter.
 	UnknownKindAttempts int `env:"WORKER_UNKNOWN_KIND_ATTEMPTS, default=3"`
+	// RescueAfter is when the leader takes back jobs left running by a
+	// worker that died (SIGKILL, lost host). It must exceed the longest job
+	// timeout; a rescued sms_send reconciles before it sends again.
+	RescueAfter time.Duration `env:"WORKER_RESCUE_AFTER, default=1h"`
 }
 
 // ParseQueues parses WORKER_QUEUES ("sms=200,inbound=20") into River queue
@@ -139,7 +143,7 @@ func NewClient(cfg Config, pool *pgxpool.Pool, workers *river.Workers, periodic 
 		// Dead letters are copied out of River at the moment a job gives
 		// up, so River may clean discarded and cancelled rows on its schedule.
 		JobTimeout:           time.Minute,
-		RescueStuckJobsAfter: time.Hour,
+		RescueStuckJobsAfter: rescueAfter(cfg.RescueAfter),
 		ErrorHandler:         &errorHandler{logger: logger, unknownKindAttempts: unknownAttempts},
 		Middleware:           []rivertype.Middleware{&jobMiddleware{}},
 		PeriodicJobs:         periodic,
@@ -245,4 +249,12 @@ func Stop(cfg Config, client *river.Client[pgx.Tx], logger *slog.Logger) error {
 		return fmt.Errorf("error cancelling running jobs: %w", err)
 	}
 	return nil
+}
+
+func rescueAfter(d time.Duration) time.Duration {
+	if d < 2*time.Minute {
+		// River requires it to be at least JobTimeout; keep a margin.
+		return 2 * time.Minute
+	}
+	return d
 }
