@@ -1,11 +1,14 @@
 package sms_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,7 +45,7 @@ type testBundle struct {
 func setup(t *testing.T, publicBaseURL string) *testBundle {
 	t.Helper()
 	pool, _ := dbtest.NewPool(t)
-	logger := slog.New(slog.DiscardHandler)
+	logger := phiFreeLogger(t)
 	sandbox := twiliosandbox.New(twiliosandbox.Config{AccountSID: testSID, AuthToken: testToken, CallbackDelay: 50 * time.Millisecond}, logger)
 	srv := httptest.NewServer(sandbox)
 	t.Cleanup(srv.Close)
@@ -346,3 +349,37 @@ func TestSendWorker(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// phiFreeLogger returns a debug-level JSON logger for the workers and River
+// and, when the test ends, checks that no line held a phone number or a
+// message body.
+func phiFreeLogger(t *testing.T) *slog.Logger {
+	t.Helper()
+	buf := &syncBuffer{}
+	t.Cleanup(func() {
+		logs := buf.String()
+		require.NotEmpty(t, logs, "the workers logged through this logger")
+		for _, phi := range []string{testTo, strings.TrimPrefix(testTo, "+"), testBody, "help text", "not monitored"} {
+			require.NotContains(t, logs, phi, "PHI in a log line")
+		}
+	})
+	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
