@@ -36,7 +36,7 @@ func TestConsentFromInboundKeywords(t *testing.T) {
 	// STOP: the number is opted out before anything is sent to it.
 	_, err := b.sandbox.SendInbound(ctx, inbound, testTo, testFrom, "stop")
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return inbox() == 1 }, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return inbox() == 1 }, 60*time.Second, 20*time.Millisecond, "STOP processed")
 	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM switchboard.sms_consent WHERE phone_e164 = $1 AND opted_out", testTo))
 
 	// Consent is checked when the job runs: the message ends blocked and
@@ -57,12 +57,12 @@ func TestConsentFromInboundKeywords(t *testing.T) {
 			}
 		}
 		return false
-	}, 30*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond, "HELP answered")
 
 	// START re-enables sending.
 	_, err = b.sandbox.SendInbound(ctx, inbound, testTo, testFrom, "Start")
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return inbox() == 3 }, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return inbox() == 3 }, 60*time.Second, 20*time.Millisecond, "START processed")
 	again := b.send(t, "after-start")
 	m = b.waitJob(t, again, "completed")
 	require.NotNil(t, m.SID)
