@@ -67,6 +67,20 @@ func (q *Queries) AppleUploadMarkProcessed(ctx context.Context, db DBTX, id int6
 	return err
 }
 
+const appleUploadSetNewCount = `-- name: AppleUploadSetNewCount :exec
+UPDATE switchboard.apple_health_uploads SET new_count = $1 WHERE id = $2
+`
+
+type AppleUploadSetNewCountParams struct {
+	NewCount int32
+	ID       int64
+}
+
+func (q *Queries) AppleUploadSetNewCount(ctx context.Context, db DBTX, arg AppleUploadSetNewCountParams) error {
+	_, err := db.Exec(ctx, appleUploadSetNewCount, arg.NewCount, arg.ID)
+	return err
+}
+
 const connectionsWithUnsummarized = `-- name: ConnectionsWithUnsummarized :many
 SELECT DISTINCT connection_id FROM switchboard.wearable_samples WHERE high_frequency AND NOT summarized
 `
@@ -491,6 +505,8 @@ const samplesToPromote = `-- name: SamplesToPromote :many
 SELECT s.id, s.connection_id, s.patient_id, s.kind, s.value, s.unit, s.effective_start, s.effective_end, s.utc_offset_seconds, s.source, s.source_id, s.device_id, s.interpretation, s.rejection_reason, s.status, s.high_frequency, s.summarized, s.upload_id, s.observation_id, s.received_at, p.external_ref AS patient_external_ref
 FROM switchboard.wearable_samples s JOIN switchboard.patients p ON p.id = s.patient_id
 WHERE s.id = ANY ($1::bigint[]) AND s.status = 'final' AND NOT s.high_frequency AND s.rejection_reason IS NULL
+  -- Raw step intervals ({steps}) would double count phone and watch: never pushed.
+  AND NOT (s.kind = 'steps' AND s.unit = '{steps}')
 ORDER BY s.id
 `
 

@@ -27,6 +27,8 @@ RETURNING id;
 SELECT s.*, p.external_ref AS patient_external_ref
 FROM switchboard.wearable_samples s JOIN switchboard.patients p ON p.id = s.patient_id
 WHERE s.id = ANY (@ids::bigint[]) AND s.status = 'final' AND NOT s.high_frequency AND s.rejection_reason IS NULL
+  -- Raw step intervals ({steps}) would double count phone and watch: never pushed.
+  AND NOT (s.kind = 'steps' AND s.unit = '{steps}')
 ORDER BY s.id;
 
 -- name: SamplesOfUpload :many
@@ -119,3 +121,6 @@ WHERE p.id = @id;
 
 -- name: WearableEmitEvent :exec
 SELECT switchboard.emit_event(@kind::text, @subject::text, @data::jsonb);
+
+-- name: AppleUploadSetNewCount :exec
+UPDATE switchboard.apple_health_uploads SET new_count = @new_count WHERE id = @id;

@@ -30,7 +30,7 @@ func TestConsentFromInboundKeywords(t *testing.T) {
 	ctx := context.Background()
 	inbound := apiURL + "/webhooks/twilio/inbound"
 	inbox := func() int {
-		return b.count(t, "SELECT count(*) FROM switchboard.inbound_webhooks WHERE state <> 'pending'")
+		return b.count(t, "SELECT count(*) FROM switchboard.inbound_webhooks WHERE state <> 'pending' AND event_type = 'message.inbound'")
 	}
 
 	// STOP: the number is opted out before anything is sent to it.
