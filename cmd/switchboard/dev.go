@@ -19,6 +19,8 @@ import (
 
 	"github.com/switchboard-health/switchboard/internal/api"
 	"github.com/switchboard-health/switchboard/internal/database"
+	"github.com/switchboard-health/switchboard/internal/fhir"
+	"github.com/switchboard-health/switchboard/internal/fhir/fhirsandbox"
 	"github.com/switchboard-health/switchboard/internal/httpserver"
 	"github.com/switchboard-health/switchboard/internal/opsmetrics"
 	twiliosandbox "github.com/switchboard-health/switchboard/internal/sandbox/twilio"
@@ -115,6 +117,19 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer pool.Close()
+
+	// A sandbox EHR (Medplum's FHIR router on Node) so pushes visibly land
+	// somewhere. Without Node the demo runs SMS only.
+	ehrURL := ""
+	if ehr, err := fhirsandbox.Start(ctx); err != nil {
+		logger.WarnContext(ctx, "sandbox EHR not started; FHIR pushes are skipped in this demo", slog.String("error", err.Error()))
+	} else {
+		defer ehr.Stop()
+		if _, err := fhir.AddDemoEndpoint(ctx, pool, ehr.BaseURL); err != nil {
+			return fmt.Errorf("error adding the sandbox EHR endpoint: %w", err)
+		}
+		ehrURL = ehr.BaseURL
+	}
 	w, err := newWorker(ctx, cfg.WorkerConfig, pool, logger)
 	if err != nil {
 		return err
@@ -147,7 +162,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "  worker       http://%s/metrics\n", cfg.WorkerConfig.Worker.Addr)
 	fmt.Fprintf(stdout, "  sandbox      Twilio at http://%s (status callbacks to %s/webhooks/twilio/status)\n", sandboxLn.Addr(), base)
 	fmt.Fprintf(stdout, "  messages     psql '%s' -c 'SELECT id, status, provider_message_id, updated_at FROM switchboard.messages ORDER BY id DESC LIMIT 10'\n", cfg.WorkerConfig.Base.DatabaseURL)
-	fmt.Fprintf(stdout, "  demo         one message every %s through switchboard.send_sms; Ctrl-C stops\n\n", cfg.DemoInterval)
+	if ehrURL != "" {
+		fmt.Fprintf(stdout, "  sandbox EHR  %s (try %s/Patient and %s/Observation)\n", ehrURL, ehrURL, ehrURL)
+	}
+	fmt.Fprintf(stdout, "  demo         one message every %s through switchboard.send_sms, and a patient with a heart rate\n", cfg.DemoInterval)
+	fmt.Fprintf(stdout, "               through upsert_patient/record_observation; Ctrl-C stops\n\n")
 
 	return g.Wait()
 }
@@ -176,11 +195,23 @@ func demoTraffic(ctx context.Context, pool *pgxpool.Pool, interval time.Duration
 	run := time.Now().UTC().Format("20060102T150405")
 	for n := 1; ; n++ {
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			patient := fmt.Sprintf("demo-patient-%d", n%50)
+			if _, err := jobs.UpsertPatient(ctx, tx, jobs.UpsertPatientParams{
+				ExternalRef: patient, GivenName: "Demo", FamilyName: fmt.Sprintf("Patient %d", n%50), Gender: "unknown",
+			}); err != nil {
+				return err
+			}
+			if _, err := jobs.RecordObservation(ctx, tx, jobs.RecordObservationParams{
+				PatientExternalRef: patient, Kind: "heart_rate", Value: float64(60 + n%40), Unit: "/min",
+				EffectiveStart: time.Now().Truncate(time.Second),
+			}); err != nil {
+				return err
+			}
 			id, err := jobs.SendSMS(ctx, tx, jobs.SendSMSParams{
 				IdempotencyKey: fmt.Sprintf("demo-%s-%d", run, n),
-				To:             fmt.Sprintf("+1555010%04d", n%10000),
+				To:             fmt.Sprintf("+1202555%04d", n%10000),
 				Body:           fmt.Sprintf("Switchboard demo reminder #%d: your appointment is tomorrow at 9:00.", n),
-				PatientRef:     fmt.Sprintf("demo-patient-%d", n%50),
+				PatientRef:     patient,
 			})
 			if err == nil {
 				logger.InfoContext(ctx, "demo message enqueued", slog.Int64("message_id", id))

@@ -7,6 +7,9 @@
 //	switchboard dev
 //	switchboard dlq list|show|retry|purge
 //	switchboard destination list|pause|resume
+//	switchboard wearables link|token|list|disconnect
+//	switchboard chaos [--mode chaos|delivery]
+//	switchboard healthcheck URL
 package main
 
 import (
@@ -53,6 +56,10 @@ Commands:
   dev                            migrate, then worker + api + sandbox providers + demo traffic
   dlq list|show|retry|purge      inspect and act on dead letters
   destination list|pause|resume  see destination health; stop or allow calls to one destination
+  wearables link|token|list|disconnect  connect links, Apple Health upload tokens, device connections
+  chaos [--mode chaos|delivery]  crash and fault suite on a private cluster (loopback only); exit 1 on loss
+  healthcheck URL                exit 0 when URL answers 2xx (container health checks)
+  ehr add|list|show|test|disable|enable|jwks  manage EHR endpoints (FHIR R4)
 
 Configuration comes from the environment; see README.md.
 Run 'switchboard <command> --help' for a command's arguments.
@@ -77,8 +84,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDev(ctx, args[1:], stdout, stderr)
 	case "dlq":
 		return runDLQ(ctx, args[1:], stdout, stderr)
+	case "ehr":
+		return runEHR(ctx, args[1:], stdout, stderr)
 	case "destination":
 		return runDestination(ctx, args[1:], stdout, stderr)
+	case "wearables":
+		return runWearables(ctx, args[1:], stdout, stderr)
+	case "chaos":
+		return runChaos(ctx, args[1:], stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return usageError{fmt.Sprintf("unknown command %q", args[0])}

@@ -15,10 +15,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/fhir"
 	"github.com/switchboard-health/switchboard/internal/httpserver"
 	"github.com/switchboard-health/switchboard/internal/maintenance"
 	"github.com/switchboard-health/switchboard/internal/ratelimit"
 	"github.com/switchboard-health/switchboard/internal/resilience"
+	"github.com/switchboard-health/switchboard/internal/secrets"
 	"github.com/switchboard-health/switchboard/internal/sms"
 	"github.com/switchboard-health/switchboard/internal/twilio"
 	"github.com/switchboard-health/switchboard/internal/worker"
@@ -34,6 +36,10 @@ type workerConfig struct {
 	Reconcile   sms.ReconcileConfig
 	Twilio      twilio.Config
 	Maintenance maintenance.Config
+	FHIR        fhir.Config
+	// TokenKeys encrypts tokens and private keys at rest
+	// (kid:base64key[,…]; the first encrypts).
+	TokenKeys string `env:"TOKEN_ENCRYPTION_KEYS"`
 }
 
 func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -133,6 +139,19 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 	if err := river.AddWorkerSafely(workers, maintenance.New(cfg.Maintenance, pool, limiter, logger)); err != nil {
 		return nil, err
 	}
+	var keyring *secrets.Keyring
+	if cfg.TokenKeys != "" {
+		if keyring, err = secrets.Parse(cfg.TokenKeys); err != nil {
+			return nil, usageError{err.Error()}
+		}
+	}
+	fhirPeriodic, err := fhir.Register(ctx, workers, fhir.Deps{
+		Pool: pool, Registry: registry, Limiter: limiter, Keys: keyring, Logger: logger, Config: cfg.FHIR,
+		HTTPClient: &http.Client{Transport: transport},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("error wiring fhir: %w", err)
+	}
 	periodic := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(cfg.Maintenance.ProbeInterval),
 			func() (river.JobArgs, *river.InsertOpts) { return jobs.DestinationProbeArgs{}, nil },
@@ -143,6 +162,7 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 			func() (river.JobArgs, *river.InsertOpts) { return jobs.MaintenanceArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true}),
 	}
+	periodic = append(periodic, fhirPeriodic...)
 	client, err := worker.NewClient(cfg.Worker, pool, workers, periodic, logger)
 	if err != nil {
 		return nil, err

@@ -34,6 +34,11 @@ type Config struct {
 	// configuration (internal/twilio owns the variable); cmd copies it here.
 	// Empty: Twilio callbacks answer 503 and store nothing.
 	TwilioAuthToken string
+
+	// Wearables serves the OAuth connect flow, the Google Health webhook and
+	// Apple Health uploads (internal/wearables.NewAPI); cmd sets it. Nil:
+	// those routes answer 503.
+	Wearables Wearables
 }
 
 // DefaultWebhookMaxBodyBytes is the body limit New applies when

@@ -120,7 +120,14 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/metrics", probes)
 
 	mux.Handle("POST "+routeTwilioStatus, s.webhookHandler(s.twilioStatusRoute()))
+
+	mux.HandleFunc("GET "+routeGoogleHealthStart, s.handleGoogleHealthStart)
+	mux.HandleFunc("GET "+routeGoogleHealthCallback, s.handleGoogleHealthCallback)
+	mux.Handle("POST "+routeGoogleHealthHook, s.handleGoogleHealthWebhook())
+	mux.HandleFunc("POST "+routeAppleHealthSamples, s.handleAppleHealthSamples)
 	mux.Handle("POST "+routeTwilioInbound, s.webhookHandler(s.twilioInboundRoute()))
+	mux.HandleFunc("POST "+routeFHIRNotify, s.handleFHIRNotify)
+	mux.HandleFunc("PUT "+routeFHIRNotifyPut, s.handleFHIRNotify)
 
 	// Browsers send Basic credentials with cross-site requests too: refuse
 	// cross-origin state changes (River UI's cancel, retry, pause).

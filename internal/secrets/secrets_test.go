@@ -10,7 +10,9 @@ import (
 	"github.com/switchboard-health/switchboard/internal/secrets"
 )
 
-func key(b byte) string { return base64.StdEncoding.EncodeToString([]byte(strings.Repeat(string(b), 32))) }
+func key(b byte) string {
+	return base64.StdEncoding.EncodeToString([]byte(strings.Repeat(string(b), 32)))
+}
 
 func TestSealOpenRotate(t *testing.T) {
 	t.Parallel()

@@ -25,7 +25,9 @@ func ParseQuietHours(s string) (QuietHours, error) {
 	if !ok || errA != nil || errB != nil || a.Equal(b) {
 		return QuietHours{}, fmt.Errorf("SMS_QUIET_HOURS %q is not HH:MM-HH:MM with two different times", s)
 	}
-	since := func(t time.Time) time.Duration { return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute }
+	since := func(t time.Time) time.Duration {
+		return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute
+	}
 	return QuietHours{start: since(a), end: since(b), set: true}, nil
 }
 

@@ -56,7 +56,9 @@ func NewReconcileWorker(cfg ReconcileConfig, pool *pgxpool.Pool, providers []Pro
 }
 
 // Timeout bounds one run.
-func (w *ReconcileWorker) Timeout(*river.Job[jobs.SMSReconcileArgs]) time.Duration { return 5 * time.Minute }
+func (w *ReconcileWorker) Timeout(*river.Job[jobs.SMSReconcileArgs]) time.Duration {
+	return 5 * time.Minute
+}
 
 // Work looks up a batch of unfinished messages. A provider that is
 // unavailable is skipped for this run; lookups are reads, safe to repeat.

@@ -1,0 +1,68 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/switchboard-health/switchboard/internal/fhir"
+)
+
+// Routes of FHIR R4 rest-hook notifications (both forms servers use).
+const (
+	routeFHIRNotify    = "/webhooks/fhir/{endpoint_name}"
+	routeFHIRNotifyPut = "/webhooks/fhir/{endpoint_name}/{type}/{id}"
+)
+
+// FHIRSecretHeader carries the endpoint's shared secret (set it as the
+// Subscription's channel.header "X-Switchboard-Secret: <secret>");
+// "Authorization: Bearer <secret>" is accepted too.
+const FHIRSecretHeader = "X-Switchboard-Secret"
+
+var reFHIRType = regexp.MustCompile(`^[A-Z][A-Za-z]{1,63}$`)
+
+// handleFHIRNotify takes a rest-hook notification: it checks the shared
+// secret (401, nothing stored, when wrong), reads only the resource type
+// from the body (empty body: a ping), enqueues a pull and answers 202. The
+// notification is a hint: the pull re-reads from the EHR, so the body is
+// never stored.
+func (s *Server) handleFHIRNotify(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("endpoint_name")
+	secret := r.Header.Get(FHIRSecretHeader)
+	if secret == "" {
+		if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			secret = v
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.WebhookMaxBodyBytes))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	} else if err != nil {
+		http.Error(w, "bad body", http.StatusBadRequest)
+		return
+	}
+	rt := r.PathValue("type")
+	if rt == "" && len(strings.TrimSpace(string(body))) > 0 {
+		rt = fhir.NotificationType(body)
+	}
+	if rt != "" && !reFHIRType.MatchString(rt) {
+		rt = ""
+	}
+	n, err := fhir.Notify(r.Context(), s.pool, name, secret, rt)
+	if errors.Is(err, fhir.ErrBadSecret) {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if err != nil {
+		s.logger.ErrorContext(r.Context(), "error enqueuing fhir pull", slog.String("endpoint", name), slog.Any("error", err))
+		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	s.logger.DebugContext(r.Context(), "fhir notification", slog.String("endpoint", name), slog.Int("pulls_enqueued", n))
+	w.WriteHeader(http.StatusAccepted)
+}

@@ -1,0 +1,238 @@
+package api_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchboard-health/switchboard/internal/api"
+	"github.com/switchboard-health/switchboard/internal/database/dbtest"
+	"github.com/switchboard-health/switchboard/internal/googlehealth"
+	googlehealthsandbox "github.com/switchboard-health/switchboard/internal/sandbox/googlehealth"
+	"github.com/switchboard-health/switchboard/internal/secrets"
+	"github.com/switchboard-health/switchboard/internal/wearables"
+	"github.com/switchboard-health/switchboard/jobs"
+)
+
+const (
+	hookPath    = "/webhooks/google-health"
+	samplesPath = "/v1/apple-health/samples"
+	hookSecret  = "Bearer hook-secret"
+)
+
+type wBundle struct {
+	pool    *pgxpool.Pool
+	sb      *googlehealthsandbox.Server
+	handler http.Handler
+	token   string
+}
+
+func wsetup(t *testing.T) *wBundle {
+	t.Helper()
+	pool, _ := dbtest.NewPool(t)
+	sb := googlehealthsandbox.New(googlehealthsandbox.Config{ClientID: "cid", ClientSecret: "cs", WebhookSecret: hookSecret}, nil)
+	keyset := filepath.Join(t.TempDir(), "keyset.json")
+	require.NoError(t, sb.WriteKeyset(keyset))
+	var k [32]byte
+	_, _ = rand.Read(k[:])
+	keys, err := secrets.Parse("k1:" + base64.StdEncoding.EncodeToString(k[:]))
+	require.NoError(t, err)
+	w, err := wearables.NewAPI(wearables.Deps{Pool: pool, Keys: keys, Config: wearables.Config{
+		PublicBaseURL: testBaseURL, UploadMaxBytes: 4096,
+		Google: googlehealth.Config{ClientID: "cid", ClientSecret: "cs", WebhookSecret: hookSecret, WebhookKeyset: keyset, WebhookRequireAuthorization: true},
+	}})
+	require.NoError(t, err)
+	srv, err := api.New(api.Config{PublicBaseURL: testBaseURL, WebhookMaxBodyBytes: 4096, Wearables: w}, pool, newClient(t, pool, api.RiverSchema), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(t.Context()))
+	b := &wBundle{pool: pool, sb: sb, handler: srv.Handler()}
+	_, err = pool.Exec(t.Context(), "SELECT switchboard.upsert_patient('p-1')")
+	require.NoError(t, err)
+	require.NoError(t, pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
+		b.token, err = jobs.WearablesUploadToken(t.Context(), tx, "p-1")
+		return err
+	}))
+	return b
+}
+
+func (b *wBundle) count(t *testing.T, sql string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.pool.QueryRow(t.Context(), sql).Scan(&n))
+	return n
+}
+
+func (b *wBundle) do(method, path string, body []byte, headers map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	b.handler.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestGoogleHealthWebhook(t *testing.T) {
+	t.Parallel()
+	body := googlehealthsandbox.Notification("hu-1", "UPSERT", "steps", time.Now().Add(-time.Hour), time.Now())
+	stored := func(b *wBundle) int {
+		return b.count(t, "SELECT count(*) FROM switchboard.inbound_webhooks") + b.count(t, "SELECT count(*) FROM switchboard.river_job")
+	}
+
+	t.Run("HandshakeIsAnsweredAsGoogleExpects", func(t *testing.T) {
+		t.Parallel()
+		b := wsetup(t)
+		v := []byte(`{"type":"verification"}`)
+		require.Equal(t, http.StatusCreated, b.do(http.MethodPost, hookPath, v, map[string]string{"Authorization": hookSecret}).Code)
+		require.Equal(t, http.StatusUnauthorized, b.do(http.MethodPost, hookPath, v, nil).Code)
+		require.Equal(t, http.StatusUnauthorized, b.do(http.MethodPost, hookPath, v, map[string]string{"Authorization": "Bearer wrong"}).Code)
+		require.Zero(t, stored(b))
+	})
+
+	t.Run("ValidSignatureIsStoredWithItsJobAndAnswered204", func(t *testing.T) {
+		t.Parallel()
+		b := wsetup(t)
+		h := map[string]string{"Authorization": hookSecret, googlehealth.SignatureHeader: b.sb.Sign(body)}
+		rec := b.do(http.MethodPost, hookPath, body, h)
+		require.Equal(t, http.StatusNoContent, rec.Code)
+		require.Equal(t, 1, b.count(t, "SELECT count(*) FROM switchboard.inbound_webhooks WHERE provider = 'google_health'"))
+		require.Equal(t, 1, b.count(t, "SELECT count(*) FROM switchboard.river_job WHERE kind = 'wearable_notification'"))
+		// Redelivered: deduped by body hash, still 204.
+		require.Equal(t, http.StatusNoContent, b.do(http.MethodPost, hookPath, body, h).Code)
+		require.Equal(t, 2, stored(b))
+		// The legacy header name works too.
+		other := googlehealthsandbox.Notification("hu-1", "DELETE", "steps", time.Now().Add(-time.Hour), time.Now())
+		require.Equal(t, http.StatusNoContent, b.do(http.MethodPost, hookPath, other, map[string]string{"Authorization": hookSecret, googlehealth.LegacySignatureHeader: b.sb.Sign(other)}).Code)
+	})
+
+	t.Run("BadSignaturesAreRefusedAndNothingStored", func(t *testing.T) {
+		t.Parallel()
+		b := wsetup(t)
+		otherKey := googlehealthsandbox.New(googlehealthsandbox.Config{}, nil)
+		tampered := bytes.Replace(body, []byte("UPSERT"), []byte("DELETE"), 1)
+		for name, h := range map[string]map[string]string{
+			"TamperedBody":     {"Authorization": hookSecret, googlehealth.SignatureHeader: b.sb.Sign(tampered[:len(tampered)-1])},
+			"WrongKey":         {"Authorization": hookSecret, googlehealth.SignatureHeader: otherKey.Sign(body)},
+			"MissingSignature": {"Authorization": hookSecret},
+			"MissingSecret":    {googlehealth.SignatureHeader: b.sb.Sign(body)},
+			"WrongSecret":      {"Authorization": "Bearer nope", googlehealth.SignatureHeader: b.sb.Sign(body)},
+			"Garbage":          {"Authorization": hookSecret, googlehealth.SignatureHeader: "!!not base64"},
+		} {
+			payload := body
+			if name == "TamperedBody" {
+				payload = tampered
+			}
+			rec := b.do(http.MethodPost, hookPath, payload, h)
+			require.Equal(t, http.StatusForbidden, rec.Code, name)
+		}
+		require.Zero(t, stored(b))
+	})
+
+	t.Run("OversizedAndMalformed", func(t *testing.T) {
+		t.Parallel()
+		b := wsetup(t)
+		big := bytes.Repeat([]byte("x"), 5000)
+		require.Equal(t, http.StatusRequestEntityTooLarge, b.do(http.MethodPost, hookPath, big, map[string]string{"Authorization": hookSecret}).Code)
+		junk := []byte(`{"data":{"foo":1}}`)
+		require.Equal(t, http.StatusBadRequest, b.do(http.MethodPost, hookPath, junk, map[string]string{"Authorization": hookSecret, googlehealth.SignatureHeader: b.sb.Sign(junk)}).Code)
+		require.Zero(t, stored(b))
+	})
+}
+
+const hrSample = `{"uuid":"%s","type":"HKQuantityTypeIdentifierHeartRate","value":72,"unit":"count/min","startDate":"2026-11-25T08:00:00-05:00","endDate":"2026-11-25T08:00:00-05:00","device":{"name":"Apple Watch","manufacturer":"Apple Inc.","model":"Watch"}}`
+
+func sample(uuid string) string { return strings.Replace(hrSample, "%s", uuid, 1) }
+
+func TestAppleHealthSamples(t *testing.T) {
+	t.Parallel()
+	good := []byte(`{"samples":[` + sample("11111111-1111-1111-1111-111111111111") + `,` +
+		`{"uuid":"22222222-2222-2222-2222-222222222222","type":"HKQuantityTypeIdentifierOxygenSaturation","value":0.85,"unit":"%","startDate":"2026-11-25T08:00:00-05:00","endDate":"2026-11-25T08:00:00-05:00"},` +
+		`{"uuid":"33333333-3333-3333-3333-333333333333","type":"HKQuantityTypeIdentifierHeartRate","value":900,"unit":"count/min","startDate":"2026-11-25T08:00:01-05:00","endDate":"2026-11-25T08:00:01-05:00"}` +
+		`],"deleted":[]}`)
+	auth := func(tok string) map[string]string {
+		return map[string]string{"Authorization": "Bearer " + tok, "Content-Type": "application/json"}
+	}
+	nothing := func(t *testing.T, b *wBundle) {
+		require.Zero(t, b.count(t, "SELECT count(*) FROM switchboard.wearable_samples"))
+		require.Zero(t, b.count(t, "SELECT count(*) FROM switchboard.apple_health_uploads"))
+		require.Zero(t, b.count(t, "SELECT count(*) FROM switchboard.river_job"))
+	}
+
+	t.Run("AcceptedUploadIsStoredWithItsJobAndDuplicatesAreIdempotent", func(t *testing.T) {
+		t.Parallel()
+		b := wsetup(t)
+		rec := b.do(http.MethodPost, samplesPath, good, auth(b.token))
+		require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+		var res wearables.UploadResult
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &res))
+		require.Equal(t, 3, res.New)
+		require.Equal(t, 1, res.Rejected, "900 /min is kept with a rejection reason")
+		require.NotZero(t, res.JobID)
+		require.Equal(t, 1, b.count(t, "SELECT count(*) FROM switchboard.wearable_samples WHERE rejection_reason = 'out_of_range'"))
+		require.Equal(t, 1, b.count(t, "SELECT count(*) FROM switchboard.wearable_samples WHERE kind = 'spo2' AND value = 85 AND interpretation = 'L'"))
+
+		rec = b.do(http.MethodPost, samplesPath, good, auth(b.token))
+		require.Equal(t, http.StatusAccepted, rec.Code)
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &res))
+		require.Zero(t, res.New)
+		require.Equal(t, 3, res.Duplicate)
+		require.Equal(t, 3, b.count(t, "SELECT count(*) FROM switchboard.wearable_samples"))
+	})
+
+	t.Run("WrongTokenIs401", func(t *testing.T) {
+		t.Parallel()
+		b := wsetup(t)
+		require.Equal(t, http.StatusUnauthorized, b.do(http.MethodPost, samplesPath, good, auth("nope")).Code)
+		require.Equal(t, http.StatusUnauthorized, b.do(http.MethodPost, samplesPath, good, nil).Code)
+		nothing(t, b)
+	})
+
+	t.Run("OversizedIs413", func(t *testing.T) {
+		t.Parallel()
+		b := wsetup(t)
+		var parts []string
+		for range 40 {
+			parts = append(parts, sample("11111111-1111-1111-1111-111111111111"))
+		}
+		big := []byte(`{"samples":[` + strings.Join(parts, ",") + `]}`)
+		require.Equal(t, http.StatusRequestEntityTooLarge, b.do(http.MethodPost, samplesPath, big, auth(b.token)).Code)
+		nothing(t, b)
+	})
+
+	t.Run("MalformedAndUnknownTypesAre400WithNothingPartial", func(t *testing.T) {
+		t.Parallel()
+		b := wsetup(t)
+		for name, body := range map[string]string{
+			"NotJSON":      `{"samples":[`,
+			"BadUUID":      `{"samples":[` + sample("11111111-1111-1111-1111-111111111111") + `,` + sample("nope") + `]}`,
+			"BadDate":      `{"samples":[` + strings.Replace(sample("11111111-1111-1111-1111-111111111111"), "2026-11-25T08:00:00-05:00", "yesterday", 1) + `]}`,
+			"BadUnit":      `{"samples":[` + strings.Replace(sample("11111111-1111-1111-1111-111111111111"), "count/min", "bpm", 1) + `]}`,
+			"UnknownField": `{"samples":[],"extra":1}`,
+			"Empty":        `{"samples":[],"deleted":[]}`,
+		} {
+			rec := b.do(http.MethodPost, samplesPath, []byte(body), auth(b.token))
+			require.Equal(t, http.StatusBadRequest, rec.Code, name)
+		}
+		unknown := `{"samples":[` + sample("11111111-1111-1111-1111-111111111111") + `,{"uuid":"22222222-2222-2222-2222-222222222222","type":"HKQuantityTypeIdentifierBodyTemperature","value":37,"unit":"degC","startDate":"2026-11-25T08:00:00-05:00","endDate":"2026-11-25T08:00:00-05:00"}]}`
+		rec := b.do(http.MethodPost, samplesPath, []byte(unknown), auth(b.token))
+		require.Equal(t, http.StatusBadRequest, rec.Code)
+		var e struct {
+			UnknownTypes []string `json:"unknown_types"`
+		}
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e))
+		require.Equal(t, []string{"HKQuantityTypeIdentifierBodyTemperature"}, e.UnknownTypes)
+		nothing(t, b)
+	})
+}

@@ -1,0 +1,470 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// finalStatuses are the message statuses nothing moves on from.
+var finalStatuses = []string{"delivered", "undelivered", "failed", "blocked_opted_out", "expired", "cancelled"}
+
+// Why a message that is not final is still legitimately on its way.
+const (
+	pendAccepted    = "accepted, final report pending"   // the provider has it; a callback or sms_reconcile ends it
+	pendWaiting     = "job available"                    // waiting for a worker
+	pendBackoff     = "job retryable with attempts left" // River backoff after an error
+	pendScheduled   = "job scheduled"                    // snoozed: throttled, in-flight grace, rate slot
+	pendUnavailable = "snoozed, destination unavailable" // breaker open, within job_kinds.unavailable_limit
+	pendRunning     = "job running"                      // a live worker has it
+	pendRescue      = "left running by a killed worker"  // River's rescuer takes it back after WORKER_RESCUE_AFTER
+)
+
+// Why a message is lost (or stuck, which fails the run the same way).
+const (
+	lostNoRow        = "committed send_sms has no messages row"
+	lostNoJob        = "no job and no final status"
+	lostCompleted    = "job completed, message neither accepted nor final"
+	lostNoDeadLetter = "job ended (cancelled/discarded) without a dead letter"
+	lostStuck        = "job running past WORKER_RESCUE_AFTER and the rescuer's interval"
+	lostOutOfTries   = "job retryable with no attempt left"
+)
+
+// checkParams are the settings the checks judge by.
+type checkParams struct {
+	run              string
+	rescueAfter      time.Duration // WORKER_RESCUE_AFTER as the worker applies it
+	rescueInterval   time.Duration // River's rescuer runs this often (30 s)
+	sendTimeout      time.Duration // SMS_SEND_TIMEOUT
+	unavailableLimit time.Duration // job_kinds.unavailable_limit of sms_send
+}
+
+// msgRow is a message and its job, dead letter and attempts.
+type msgRow struct {
+	ID           int64
+	Key          string
+	To           string
+	Status       string
+	Reason       string
+	ProviderID   string
+	JobState     string // "" when the job row is gone
+	Attempt      int
+	MaxAttempts  int
+	AttemptedAt  *time.Time
+	ScheduledAt  *time.Time
+	Metadata     map[string]any
+	DeadClass    string
+	Rescued      bool
+	Attempts     []attemptRow
+	ProviderSent []sent
+}
+
+type attemptRow struct {
+	Provider  string
+	Outcome   string // "" while unknown
+	StartedAt time.Time
+}
+
+// Duplicate is a message a provider (or two) accepted more than once.
+type Duplicate struct {
+	MessageID   int64
+	Copies      int
+	Attempts    string // the attempt outcomes in order
+	Explanation string // the documented ambiguous case, or "" when none
+}
+
+// DeadLetter is one dead letter of the run and whether its cause is
+// expected.
+type DeadLetter struct {
+	ID       int64
+	Kind     string
+	Class    string
+	Subject  string
+	Error    string
+	Expected bool
+	Why      string
+}
+
+// Check is what the end-of-run checks found.
+type Check struct {
+	Enqueues        map[string]int // committed, unknown, failed
+	UnknownPresent  int            // unknown enqueues whose row exists (the COMMIT had succeeded)
+	Messages        int            // rows of this run
+	ByStatus        map[string]int // final statuses
+	Pending         map[string]int // why not final yet (legitimate)
+	PendingExamples map[string][]int64
+	Lost            map[string][]int64
+	DeadLetters     []DeadLetter
+	Duplicates      []Duplicate
+	Misattributed   []string // provider copies whose body belongs to another message
+	Unattributed    int      // provider copies without ?m=
+	ProviderCopies  map[string]int
+	Rescued         int // sms_send jobs the rescuer took back from killed workers
+	ValidCommitted  int
+	ValidDelivered  int
+	ValidNotDeliv   map[string]int // where the valid messages that were not delivered are
+}
+
+// LostCount is the number of lost (or stuck) messages.
+func (c *Check) LostCount() int {
+	n := 0
+	for _, ids := range c.Lost {
+		n += len(ids)
+	}
+	return n
+}
+
+// UnexplainedDuplicates counts duplicates without a documented ambiguous case.
+func (c *Check) UnexplainedDuplicates() int {
+	n := 0
+	for _, d := range c.Duplicates {
+		if d.Explanation == "" {
+			n++
+		}
+	}
+	return n
+}
+
+// UnexpectedDeadLetters counts dead letters whose cause is not permanent
+// (or not the permanent cause the run planted).
+func (c *Check) UnexpectedDeadLetters() int {
+	n := 0
+	for _, d := range c.DeadLetters {
+		if !d.Expected {
+			n++
+		}
+	}
+	return n
+}
+
+// DeadLettersByClass counts dead letters by class.
+func (c *Check) DeadLettersByClass() map[string]int {
+	m := map[string]int{}
+	for _, d := range c.DeadLetters {
+		m[d.Class]++
+	}
+	return m
+}
+
+// DeliveredShare is delivered valid messages over committed valid ones.
+func (c *Check) DeliveredShare() float64 {
+	if c.ValidCommitted == 0 {
+		return 0
+	}
+	return float64(c.ValidDelivered) / float64(c.ValidCommitted)
+}
+
+// runCheck compares what the app committed, what the database holds and
+// what the providers received.
+func runCheck(ctx context.Context, pool *pgxpool.Pool, p checkParams, enq []enqueue, copies []sent, now time.Time) (*Check, error) {
+	rows, err := loadRows(ctx, pool, "chaos-"+p.run+"-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Check{
+		Enqueues: map[string]int{}, ByStatus: map[string]int{}, Pending: map[string]int{},
+		PendingExamples: map[string][]int64{}, Lost: map[string][]int64{}, ProviderCopies: map[string]int{},
+		ValidNotDeliv: map[string]int{}, Messages: len(rows),
+	}
+	byKey := make(map[string]*msgRow, len(rows))
+	byID := make(map[int64]*msgRow, len(rows))
+	for _, r := range rows {
+		byKey[r.Key], byID[r.ID] = r, r
+	}
+	kindOf := map[string]string{}
+	for _, e := range enq {
+		c.Enqueues[cmpOr(e.state, "in_flight")]++
+		kindOf[e.key] = e.kind
+		_, present := byKey[e.key]
+		switch {
+		case e.state == enqCommitted && !present:
+			c.Lost[lostNoRow] = append(c.Lost[lostNoRow], int64(e.n))
+		case e.state == enqCommitted && e.kind == kindValid:
+			c.ValidCommitted++
+		case e.state == enqUnknown && present:
+			c.UnknownPresent++
+			if e.kind == kindValid {
+				c.ValidCommitted++
+			}
+		}
+	}
+
+	// Provider copies, by the message id on their callback URL.
+	for _, s := range copies {
+		c.ProviderCopies[s.Provider]++
+		if s.MessageID == 0 {
+			c.Unattributed++
+			continue
+		}
+		r, ok := byID[s.MessageID]
+		if !ok {
+			c.Misattributed = append(c.Misattributed, fmt.Sprintf("%s %s: message %d is not this run's", s.Provider, s.ID, s.MessageID))
+			continue
+		}
+		if n := strings.TrimPrefix(r.Key, "chaos-"+p.run+"-"); !strings.Contains(s.Body, " #"+strings.TrimLeft(n, "0")+":") {
+			c.Misattributed = append(c.Misattributed, fmt.Sprintf("%s %s: callback names message %d, body is another message's", s.Provider, s.ID, s.MessageID))
+		}
+		r.ProviderSent = append(r.ProviderSent, s)
+	}
+
+	for _, r := range rows {
+		if r.Rescued {
+			c.Rescued++
+		}
+		if len(r.ProviderSent) > 1 {
+			c.Duplicates = append(c.Duplicates, explainDuplicate(r))
+		}
+		kind := kindOf[r.Key]
+		if kind == kindValid {
+			if r.Status == "delivered" {
+				c.ValidDelivered++
+			} else {
+				c.ValidNotDeliv[whereIs(r, p, now)]++
+			}
+		}
+		if slices.Contains(finalStatuses, r.Status) {
+			c.ByStatus[r.Status]++
+			continue
+		}
+		if r.DeadClass != "" {
+			continue // counted with the dead letters
+		}
+		if why, legit := pendingReason(r, p, now); legit {
+			c.Pending[why]++
+			if len(c.PendingExamples[why]) < 5 {
+				c.PendingExamples[why] = append(c.PendingExamples[why], r.ID)
+			}
+		} else {
+			c.Lost[why] = append(c.Lost[why], r.ID)
+		}
+	}
+
+	dls, err := loadDeadLetters(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dls {
+		d.Expected, d.Why = judgeDeadLetter(d, byID, kindOf)
+		c.DeadLetters = append(c.DeadLetters, d)
+	}
+	return c, nil
+}
+
+// whereIs says where a valid message that was not delivered is.
+func whereIs(r *msgRow, p checkParams, now time.Time) string {
+	switch {
+	case slices.Contains(finalStatuses, r.Status):
+		return "final " + r.Status + cmpOrPrefix(" (", r.Reason, ")")
+	case r.DeadClass != "":
+		return "dead letter " + r.DeadClass
+	}
+	why, _ := pendingReason(r, p, now)
+	return why
+}
+
+func cmpOrPrefix(pre, s, post string) string {
+	if s == "" {
+		return ""
+	}
+	return pre + s + post
+}
+
+// pendingReason says why a message is not final and whether that is a
+// legitimate state (still on its way) or a loss.
+func pendingReason(r *msgRow, p checkParams, now time.Time) (string, bool) {
+	if r.ProviderID != "" {
+		return pendAccepted, true
+	}
+	switch r.JobState {
+	case "":
+		return lostNoJob, false
+	case "available", "pending":
+		return pendWaiting, true
+	case "scheduled":
+		if s, ok := r.Metadata["unavailable_since"].(string); ok {
+			if since, err := time.Parse(time.RFC3339Nano, s); err == nil && (p.unavailableLimit == 0 || now.Sub(since) < p.unavailableLimit+time.Minute) {
+				return pendUnavailable, true
+			}
+		}
+		return pendScheduled, true
+	case "retryable":
+		if r.Attempt < r.MaxAttempts {
+			return pendBackoff, true
+		}
+		return lostOutOfTries, false
+	case "running":
+		if r.AttemptedAt == nil || now.Sub(*r.AttemptedAt) < p.sendTimeout+10*time.Second {
+			return pendRunning, true
+		}
+		// No live worker runs a job past its timeout: this one's worker was
+		// killed. The rescuer takes it back once it is RescueAfter old, on
+		// its next round; leader re-election may add a few seconds.
+		if now.Sub(*r.AttemptedAt) < p.rescueAfter+p.rescueInterval+30*time.Second {
+			return pendRescue, true
+		}
+		return lostStuck, false
+	case "completed":
+		return lostCompleted, false
+	default: // cancelled, discarded without a dead letter row
+		return lostNoDeadLetter, false
+	}
+}
+
+// explainDuplicate finds the documented ambiguous case behind a message
+// the providers accepted more than once. A resend is only allowed after an
+// attempt whose outcome was unknown and a reconciliation that found
+// nothing, so every legitimate duplicate shows one of these.
+func explainDuplicate(r *msgRow) Duplicate {
+	d := Duplicate{MessageID: r.ID, Copies: len(r.ProviderSent)}
+	outcomes := make([]string, 0, len(r.Attempts))
+	has := map[string]bool{}
+	for _, a := range r.Attempts {
+		o := cmpOr(a.Outcome, "unknown")
+		outcomes = append(outcomes, a.Provider+":"+o)
+		has[o] = true
+	}
+	d.Attempts = strings.Join(outcomes, " ")
+	providers := map[string]bool{}
+	for _, s := range r.ProviderSent {
+		providers[s.Provider] = true
+	}
+	switch {
+	case has["reconciled_absent"]:
+		d.Explanation = "ambiguous attempt reconciled as absent, then resent: the provider did not list the first copy when asked (it was still in flight past SMS_INFLIGHT_GRACE, or its list lagged)"
+	case has["unknown"]:
+		d.Explanation = "attempt without outcome (worker killed or database lost mid-send) and a later send"
+	case len(providers) > 1 && has["ambiguous"]:
+		d.Explanation = "ambiguous attempt on one provider, then a send on another"
+	}
+	return d
+}
+
+// judgeDeadLetter decides whether a dead letter has an expected cause: a
+// permanent error the run planted (the magic recipient 21408), or any
+// permanent cause of a job that is not about one of the run's valid
+// messages.
+func judgeDeadLetter(d DeadLetter, byID map[int64]*msgRow, kindOf map[string]string) (bool, string) {
+	id, isMessage := strings.CutPrefix(d.Subject, "message/")
+	if !isMessage {
+		if d.Class == "permanent" {
+			return true, "permanent cause outside the run's messages"
+		}
+		return false, "class " + d.Class + " is not a permanent cause"
+	}
+	mid, _ := strconv.ParseInt(id, 10, 64)
+	r, ok := byID[mid]
+	if !ok {
+		return d.Class == "permanent", "not a message of this run"
+	}
+	switch kind := kindOf[r.Key]; {
+	case kind == kindPermanent && d.Class == "permanent":
+		return true, "planted permanent cause (region not enabled, 21408)"
+	case d.Class == "permanent":
+		return false, "permanent dead letter for a " + kind + " message"
+	default:
+		return false, "class " + d.Class + " for a " + kind + " message"
+	}
+}
+
+func loadRows(ctx context.Context, pool *pgxpool.Pool, prefix string) ([]*msgRow, error) {
+	// The checks read across River's and Switchboard's tables at once,
+	// which no sqlc query of the service needs: plain SQL here.
+	rows, err := pool.Query(ctx, `
+SELECT m.id, m.idempotency_key, m.to_e164, m.status, coalesce(m.error_reason, ''), coalesce(m.provider_message_id, ''),
+       coalesce(j.state::text, ''), coalesce(j.attempt, 0), coalesce(j.max_attempts, 0), j.attempted_at, j.scheduled_at,
+       coalesce(j.metadata, '{}'), coalesce(d.class, ''),
+       coalesce(EXISTS (SELECT 1 FROM unnest(j.errors) e WHERE e->>'error' LIKE 'Stuck job rescued%'), false)
+FROM switchboard.messages m
+LEFT JOIN switchboard.river_job j ON j.id = m.job_id
+LEFT JOIN LATERAL (SELECT class FROM switchboard.dead_letters d WHERE d.job_id = m.job_id ORDER BY id DESC LIMIT 1) d ON true
+WHERE m.idempotency_key LIKE $1 || '%'
+ORDER BY m.id`, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("error reading messages: %w", err)
+	}
+	defer rows.Close()
+	var out []*msgRow
+	byID := map[int64]*msgRow{}
+	for rows.Next() {
+		r := &msgRow{}
+		var meta []byte
+		if err := rows.Scan(&r.ID, &r.Key, &r.To, &r.Status, &r.Reason, &r.ProviderID, &r.JobState, &r.Attempt, &r.MaxAttempts,
+			&r.AttemptedAt, &r.ScheduledAt, &meta, &r.DeadClass, &r.Rescued); err != nil {
+			return nil, fmt.Errorf("error reading messages: %w", err)
+		}
+		_ = json.Unmarshal(meta, &r.Metadata)
+		out = append(out, r)
+		byID[r.ID] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("error reading messages: %w", err)
+	}
+	arows, err := pool.Query(ctx, `
+SELECT a.message_id, a.provider, coalesce(a.outcome, ''), a.started_at
+FROM switchboard.message_attempts a JOIN switchboard.messages m ON m.id = a.message_id
+WHERE m.idempotency_key LIKE $1 || '%'
+ORDER BY a.message_id, a.id`, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("error reading attempts: %w", err)
+	}
+	defer arows.Close()
+	for arows.Next() {
+		var id int64
+		var a attemptRow
+		if err := arows.Scan(&id, &a.Provider, &a.Outcome, &a.StartedAt); err != nil {
+			return nil, fmt.Errorf("error reading attempts: %w", err)
+		}
+		if r := byID[id]; r != nil {
+			r.Attempts = append(r.Attempts, a)
+		}
+	}
+	return out, arows.Err()
+}
+
+func loadDeadLetters(ctx context.Context, pool *pgxpool.Pool) ([]DeadLetter, error) {
+	rows, err := pool.Query(ctx, `
+SELECT id, kind, class, coalesce(subject, ''), coalesce(errors -> -1 ->> 'error', '')
+FROM switchboard.dead_letters ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("error reading dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []DeadLetter
+	for rows.Next() {
+		var d DeadLetter
+		if err := rows.Scan(&d.ID, &d.Kind, &d.Class, &d.Subject, &d.Error); err != nil {
+			return nil, fmt.Errorf("error reading dead letters: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// unsettled counts this run's messages that are neither final nor dead
+// letters: the drain waits for it to reach zero.
+func unsettled(ctx context.Context, pool *pgxpool.Pool, prefix string) (int, error) {
+	var n int
+	err := pool.QueryRow(ctx, `
+SELECT count(*) FROM switchboard.messages m
+WHERE m.idempotency_key LIKE $1 || '%'
+  AND m.status <> ALL ($2)
+  AND NOT EXISTS (SELECT 1 FROM switchboard.dead_letters d WHERE d.job_id = m.job_id)`, prefix, finalStatuses).Scan(&n)
+	return n, err
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

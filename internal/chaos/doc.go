@@ -1,0 +1,50 @@
+// Package chaos is Switchboard's crash and fault suite (`switchboard chaos`,
+// `make chaos`) and issue 4's delivery-under-faults run. Everything it
+// starts listens on 127.0.0.1 and is removed at the end.
+//
+// # What a run does
+//
+// Run makes a private PostgreSQL cluster in a temporary directory (initdb
+// and pg_ctl, as the postgres user when the process is root, on a random
+// free port), migrates it, serves sandbox providers in-process behind a
+// fault injector, and starts the switchboard binary as the api and as
+// Config.Workers worker processes. It then streams messages through
+// switchboard.send_sms, one app transaction each, with distinct idempotency
+// keys and unique bodies, counting on the client side what committed (a
+// COMMIT that failed is "unknown" and retried with the same key, as the
+// SQL API allows). Meanwhile, in chaos mode, it SIGKILLs a random worker at
+// random intervals and restarts it, restarts PostgreSQL once (pg_ctl
+// restart -m immediate by default), and has the providers fail: a share of
+// 5xx, 429 with Retry-After and timeouts, part of the 5xx and timeouts after
+// the sandbox stored the message, and a full outage window. Delivery mode
+// sends a fixed number of valid messages through the provider faults and
+// the outage only. After the stream it drains: it waits, up to a bound, for
+// every message to be final.
+//
+// # What it checks
+//
+// Every message whose send_sms committed has a row; every row is final, or
+// a dead letter, or legitimately still on its way:
+//
+//   - accepted by a provider, final report pending (a callback lost while
+//     the api or PostgreSQL was down is fetched by sms_reconcile);
+//   - its job available, scheduled (snoozed: throttled, rate slot,
+//     in-flight grace), snoozed for an unavailable destination within
+//     job_kinds.unavailable_limit, or retryable with attempts left;
+//   - its job running on a live worker (younger than SMS_SEND_TIMEOUT), or
+//     left running by a SIGKILLed worker and not yet older than
+//     WORKER_RESCUE_AFTER plus one round of River's rescuer.
+//
+// Anything else is lost: no row, no job, a completed job without a provider
+// id or final status, a job that ended without a dead letter, a job out of
+// attempts still marked retryable, or a running job the rescuer should have
+// taken back. Provider copies are attributed to messages by the ?m=<id> the
+// worker puts on every status-callback URL and checked against their body;
+// a message accepted more than once is a duplicate, explained only by an
+// attempt whose outcome was unknown (ambiguous, then reconciled_absent, or
+// none at all after a kill). Dead letters are expected only for permanent
+// causes: the run plants a few (a magic recipient whose send fails with
+// Twilio 21408). The run fails on any loss, unexplained duplicate,
+// misattributed copy or unexpected dead letter, and in delivery mode when
+// the delivered share misses Config.Goal.
+package chaos

@@ -1,0 +1,33 @@
+// Package fhir is Switchboard's HL7 FHIR R4 integration: EHR endpoints as
+// data, mappers from the domain tables to FHIR resources, validation before
+// anything is sent, an idempotent version-aware push (fhir_push), an
+// incremental pull (fhir_pull) and the rest-hook notifications that trigger
+// it.
+//
+// # Push
+//
+// Every write is a conditional create (If-None-Exist on Switchboard's
+// business identifier) for an entity not yet linked, or a version-aware
+// update (If-Match with the last ETag) of the linked resource. Both are
+// idempotent, so they may be retried after a timeout. The link
+// (switchboard.fhir_links) keeps the remote id, version and the hash of what
+// was pushed: an unchanged entity is not sent again. A patient is pushed
+// before anything that refers to it. Outcomes are classified once, in
+// Classify.
+//
+// # Pull
+//
+// A _lastUpdated search from the stored cursor minus an overlap window,
+// deduplicated on (type, id, versionId), skipping Switchboard's own writes
+// (meta.tag) and following next links on the endpoint's origin only.
+// Resources are matched to local patients by business identifier only.
+//
+// # Mapping
+//
+// Patient (US Core 5.0.1), Observation (core vital-signs profiles; steps and
+// sleep after the Physical Activity IG), Device, Communication (a sent SMS,
+// body only when the endpoint opts in) and Consent (SMS opt-in/out).
+// golang-fhir-models builds Patient, Observation and Device; Communication
+// and Consent use own types because that library mishandles required choice
+// types.
+package fhir

@@ -1,0 +1,417 @@
+package fhir
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/switchboard-health/switchboard/db"
+)
+
+// Code systems and profiles the mappers use.
+const (
+	SystemLOINC               = "http://loinc.org"
+	SystemUCUM                = "http://unitsofmeasure.org"
+	SystemObservationCategory = "http://terminology.hl7.org/CodeSystem/observation-category"
+	SystemInterpretation      = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+	SystemDataAbsentReason    = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+	SystemCommCategory        = "http://terminology.hl7.org/CodeSystem/communication-category"
+	SystemParticipationMode   = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
+	SystemConsentScope        = "http://terminology.hl7.org/CodeSystem/consentscope"
+	SystemActCode             = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+	SystemDeviceType          = "http://snomed.info/sct"
+
+	ExtDataAbsentReason = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+
+	ProfileUSCorePatient = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"
+	ProfileVitalSigns    = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
+)
+
+// ObservationKind is how one switchboard.observation_kinds kind maps to FHIR.
+type ObservationKind struct {
+	LOINC    string
+	Display  string
+	Category string // vital-signs or activity
+	// Extra codings (translations) besides the LOINC code.
+	Extra []models.Coding
+	// Profile is the core vital-signs profile the observation claims, if any.
+	Profile string
+}
+
+// ObservationKinds maps every observation kind (a test keeps it equal to
+// switchboard.observation_kinds). Steps and sleep are not vital signs: they
+// follow the HL7 Physical Activity IG's conventions (category activity) and
+// claim no profile.
+var ObservationKinds = map[string]ObservationKind{
+	"steps":              {LOINC: "41950-7", Display: "Number of steps in 24 hour Measured", Category: "activity"},
+	"sleep_duration":     {LOINC: "93832-4", Display: "Sleep duration", Category: "activity"},
+	"heart_rate":         {LOINC: "8867-4", Display: "Heart rate", Category: "vital-signs", Profile: "http://hl7.org/fhir/StructureDefinition/heartrate"},
+	"resting_heart_rate": {LOINC: "40443-4", Display: "Heart rate --resting", Category: "vital-signs", Profile: ProfileVitalSigns},
+	"respiratory_rate":   {LOINC: "9279-1", Display: "Respiratory rate", Category: "vital-signs", Profile: "http://hl7.org/fhir/StructureDefinition/resprate"},
+	"spo2": {LOINC: "2708-6", Display: "Oxygen saturation in Arterial blood", Category: "vital-signs",
+		Profile: "http://hl7.org/fhir/StructureDefinition/oxygensat",
+		Extra:   []models.Coding{{System: ptr(SystemLOINC), Code: ptr("59408-5"), Display: ptr("Oxygen saturation in Arterial blood by Pulse oximetry")}}},
+	"weight":                   {LOINC: "29463-7", Display: "Body weight", Category: "vital-signs", Profile: "http://hl7.org/fhir/StructureDefinition/bodyweight"},
+	"body_height":              {LOINC: "8302-2", Display: "Body height", Category: "vital-signs", Profile: "http://hl7.org/fhir/StructureDefinition/bodyheight"},
+	"body_temperature":         {LOINC: "8310-5", Display: "Body temperature", Category: "vital-signs", Profile: "http://hl7.org/fhir/StructureDefinition/bodytemp"},
+	"blood_pressure_systolic":  {LOINC: "8480-6", Display: "Systolic blood pressure", Category: "vital-signs", Profile: ProfileVitalSigns},
+	"blood_pressure_diastolic": {LOINC: "8462-4", Display: "Diastolic blood pressure", Category: "vital-signs", Profile: ProfileVitalSigns},
+}
+
+// unitDisplay is the human unit shown next to a UCUM code.
+var unitDisplay = map[string]string{
+	"/d": "steps per day", "{steps}": "steps", "{steps}/d": "steps per day", "/min": "/min", "%": "%",
+	"kg": "kg", "g": "g", "[lb_av]": "lb", "cm": "cm", "[in_i]": "in", "Cel": "Cel", "[degF]": "degF",
+	"min": "min", "h": "h", "s": "s", "mm[Hg]": "mmHg",
+}
+
+// MapOptions are what every mapper needs besides the row.
+type MapOptions struct {
+	// IdentifierSystem is the system of Switchboard's business identifiers.
+	IdentifierSystem string
+	// Tag marks Switchboard's own writes so a pull skips their echoes.
+	Tag Coding
+	// PatientRef is the reference to the patient on the endpoint
+	// ("Patient/123", or a urn:uuid: inside a transaction).
+	PatientRef string
+	// DeviceRef is the reference to the observation's device, if any.
+	DeviceRef string
+	// IncludeSMSBody puts the message body in a Communication (opt-in per endpoint).
+	IncludeSMSBody bool
+}
+
+// Coding is a system and code.
+type Coding struct {
+	System string `json:"system,omitempty"`
+	Code   string `json:"code,omitempty"`
+}
+
+// ParseCoding reads "system|code".
+func ParseCoding(s string) (Coding, error) {
+	sys, code, ok := strings.Cut(s, "|")
+	if !ok || sys == "" || code == "" {
+		return Coding{}, fmt.Errorf("want system|code")
+	}
+	return Coding{System: sys, Code: code}, nil
+}
+
+// Identifier values of local entities: stable, and free of PHI.
+func identifierValue(entity string, id int64) string { return fmt.Sprintf("%s-%d", entity, id) }
+
+// PatientIdentifierValue is the business identifier value of a patient:
+// the app's external reference.
+func PatientIdentifierValue(p db.Patient) string { return p.ExternalRef }
+
+func ptr[T any](v T) *T { return &v }
+
+func (o MapOptions) meta(profile string) *models.Meta {
+	m := &models.Meta{Tag: []models.Coding{{System: ptr(o.Tag.System), Code: ptr(o.Tag.Code)}}}
+	if profile != "" {
+		m.Profile = []string{profile}
+	}
+	return m
+}
+
+func (o MapOptions) identifier(value string) []models.Identifier {
+	return []models.Identifier{{Use: ptr(models.IdentifierUseUsual), System: ptr(o.IdentifierSystem), Value: ptr(value)}}
+}
+
+// MapPatient builds a US Core 5.0.1 Patient. A patient without any name
+// gets a name and a Patient extension data-absent-reason (US Core requires a
+// name, and us-core-6 a family or given name or that extension);
+// without a gender, gender "unknown" (US Core requires one).
+func MapPatient(p db.Patient, o MapOptions) ([]byte, error) {
+	r := models.Patient{
+		Meta:       o.meta(ProfileUSCorePatient),
+		Identifier: o.identifier(PatientIdentifierValue(p)),
+		Active:     ptr(true),
+	}
+	name := models.HumanName{Use: ptr(models.NameUseOfficial)}
+	if p.FamilyName != nil {
+		name.Family = p.FamilyName
+	}
+	if p.GivenName != nil {
+		name.Given = []string{*p.GivenName}
+	}
+	if name.Family == nil && name.Given == nil {
+		// US Core 5.0.1 (us-core-6, evaluated on Patient): no family or
+		// given name, then a data-absent-reason extension.
+		dar := []models.Extension{{Url: ExtDataAbsentReason, ValueCode: ptr("unknown")}}
+		name = models.HumanName{Extension: dar}
+		r.Extension = dar
+	}
+	r.Name = []models.HumanName{name}
+	gender := models.AdministrativeGenderUnknown
+	if p.Gender != nil {
+		switch *p.Gender {
+		case "male":
+			gender = models.AdministrativeGenderMale
+		case "female":
+			gender = models.AdministrativeGenderFemale
+		case "other":
+			gender = models.AdministrativeGenderOther
+		}
+	}
+	r.Gender = &gender
+	if p.BirthDate.Valid {
+		r.BirthDate = ptr(p.BirthDate.Time.Format(time.DateOnly))
+	}
+	if p.PhoneE164 != nil {
+		r.Telecom = []models.ContactPoint{{System: ptr(models.ContactPointSystemPhone), Value: p.PhoneE164, Use: ptr(models.ContactPointUseMobile)}}
+	}
+	return json.Marshal(r)
+}
+
+// numberOf renders a numeric as a JSON number, keeping its precision.
+func numberOf(n pgtype.Numeric) (json.Number, error) {
+	b, err := n.MarshalJSON()
+	if err != nil || !n.Valid || string(b) == "null" {
+		return "", fmt.Errorf("value is not a number")
+	}
+	return json.Number(b), nil
+}
+
+// instant renders t in the observation's original UTC offset when known.
+func instant(t time.Time, offsetSeconds *int32) string {
+	if offsetSeconds != nil {
+		t = t.In(time.FixedZone("", int(*offsetSeconds)))
+	} else {
+		t = t.UTC()
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+// MapObservation builds an Observation: a core vital-signs profile for
+// vitals, Physical Activity IG conventions for steps and sleep. The subject
+// (o.PatientRef) is required; the device reference is optional.
+func MapObservation(obs db.Observation, o MapOptions) ([]byte, error) {
+	k, ok := ObservationKinds[obs.Kind]
+	if !ok {
+		return nil, fmt.Errorf("observation kind %s has no FHIR mapping", obs.Kind)
+	}
+	value, err := numberOf(obs.Value)
+	if err != nil {
+		return nil, err
+	}
+	status := models.ObservationStatusFinal
+	switch obs.Status {
+	case "amended":
+		status = models.ObservationStatusAmended
+	case "entered-in-error":
+		status = models.ObservationStatusEnteredInError
+	}
+	codings := append([]models.Coding{{System: ptr(SystemLOINC), Code: ptr(k.LOINC), Display: ptr(k.Display)}}, k.Extra...)
+	categoryDisplay := map[string]string{"vital-signs": "Vital Signs", "activity": "Activity"}[k.Category]
+	unit := unitDisplay[obs.Unit]
+	if unit == "" {
+		unit = obs.Unit
+	}
+	r := models.Observation{
+		Meta:       o.meta(k.Profile),
+		Identifier: o.identifier(identifierValue("observation", obs.ID)),
+		Status:     status,
+		Category: []models.CodeableConcept{{Coding: []models.Coding{{
+			System: ptr(SystemObservationCategory), Code: ptr(k.Category), Display: ptr(categoryDisplay)}}}},
+		Code:          models.CodeableConcept{Coding: codings, Text: ptr(k.Display)},
+		Subject:       &models.Reference{Reference: ptr(o.PatientRef)},
+		ValueQuantity: &models.Quantity{Value: &value, Unit: ptr(unit), System: ptr(SystemUCUM), Code: ptr(obs.Unit)},
+	}
+	if k.Category == "activity" {
+		r.Performer = []models.Reference{{Reference: ptr(o.PatientRef)}}
+	}
+	if obs.EffectiveEnd != nil && !obs.EffectiveEnd.Equal(obs.EffectiveStart) {
+		r.EffectivePeriod = &models.Period{Start: ptr(instant(obs.EffectiveStart, obs.UtcOffsetSeconds)),
+			End: ptr(instant(*obs.EffectiveEnd, obs.UtcOffsetSeconds))}
+	} else {
+		r.EffectiveDateTime = ptr(instant(obs.EffectiveStart, obs.UtcOffsetSeconds))
+	}
+	if o.DeviceRef != "" {
+		r.Device = &models.Reference{Reference: ptr(o.DeviceRef)}
+	}
+	if obs.Interpretation != nil {
+		r.Interpretation = []models.CodeableConcept{{Coding: []models.Coding{{System: ptr(SystemInterpretation), Code: obs.Interpretation}}}}
+	}
+	return json.Marshal(r)
+}
+
+// MapDevice builds a Device for a patient's wearable.
+func MapDevice(d db.Device, o MapOptions) ([]byte, error) {
+	r := models.Device{
+		Meta:       o.meta(""),
+		Identifier: o.identifier(identifierValue("device", d.ID)),
+		Status:     ptr(models.FHIRDeviceStatusActive),
+		Patient:    &models.Reference{Reference: ptr(o.PatientRef)},
+		Type: &models.CodeableConcept{Coding: []models.Coding{{System: ptr(SystemDeviceType), Code: ptr("706689003"),
+			Display: ptr("Wearable device")}}, Text: ptr("Wearable device")},
+	}
+	if d.Manufacturer != nil {
+		r.Manufacturer = d.Manufacturer
+	}
+	if d.Model != nil {
+		r.ModelNumber = d.Model
+	}
+	if d.DisplayName != nil {
+		r.DeviceName = []models.DeviceDeviceName{{Name: *d.DisplayName, Type: models.DeviceNameTypeUserFriendlyName}}
+	}
+	return json.Marshal(r)
+}
+
+// The Communication and Consent are built with our own types:
+// golang-fhir-models marshals required choice types (payload.content[x])
+// with empty siblings, which no server accepts.
+
+type jsonCoding struct {
+	System  string `json:"system,omitempty"`
+	Code    string `json:"code,omitempty"`
+	Display string `json:"display,omitempty"`
+}
+
+type jsonConcept struct {
+	Coding []jsonCoding `json:"coding,omitempty"`
+	Text   string       `json:"text,omitempty"`
+}
+
+type jsonReference struct {
+	Reference string `json:"reference"`
+}
+
+type jsonIdentifier struct {
+	Use    string `json:"use,omitempty"`
+	System string `json:"system"`
+	Value  string `json:"value"`
+}
+
+type jsonMeta struct {
+	Profile []string     `json:"profile,omitempty"`
+	Tag     []jsonCoding `json:"tag,omitempty"`
+}
+
+type communication struct {
+	ResourceType string           `json:"resourceType"`
+	Meta         jsonMeta         `json:"meta"`
+	Identifier   []jsonIdentifier `json:"identifier"`
+	Status       string           `json:"status"`
+	StatusReason *jsonConcept     `json:"statusReason,omitempty"`
+	Category     []jsonConcept    `json:"category"`
+	Medium       []jsonConcept    `json:"medium"`
+	Subject      jsonReference    `json:"subject"`
+	Recipient    []jsonReference  `json:"recipient"`
+	Sent         string           `json:"sent,omitempty"`
+	Received     string           `json:"received,omitempty"`
+	Payload      []commPayload    `json:"payload,omitempty"`
+}
+
+type commPayload struct {
+	ContentString string `json:"contentString"`
+}
+
+func (o MapOptions) jsonMeta(profile string) jsonMeta {
+	m := jsonMeta{Tag: []jsonCoding{{System: o.Tag.System, Code: o.Tag.Code}}}
+	if profile != "" {
+		m.Profile = []string{profile}
+	}
+	return m
+}
+
+// MapCommunication builds the Communication of one sent SMS: its status and
+// times, never its body unless o.IncludeSMSBody (and the body has not been
+// erased). Only messages that reached a provider or failed are mapped.
+func MapCommunication(m db.Message, o MapOptions) ([]byte, error) {
+	r := communication{
+		ResourceType: "Communication",
+		Meta:         o.jsonMeta(""),
+		Identifier:   []jsonIdentifier{{Use: "usual", System: o.IdentifierSystem, Value: identifierValue("message", m.ID)}},
+		Category:     []jsonConcept{{Coding: []jsonCoding{{System: SystemCommCategory, Code: "notification", Display: "Notification"}}}},
+		Medium:       []jsonConcept{{Coding: []jsonCoding{{System: SystemParticipationMode, Code: "WRITTEN", Display: "written"}}, Text: "SMS"}},
+		Subject:      jsonReference{Reference: o.PatientRef},
+		Recipient:    []jsonReference{{Reference: o.PatientRef}},
+	}
+	sent := m.AcceptedAt
+	switch m.Status {
+	case "sending", "sent":
+		r.Status = "in-progress"
+	case "delivered":
+		r.Status = "completed"
+		if m.FinalAt != nil {
+			r.Received = m.FinalAt.UTC().Format(time.RFC3339Nano)
+		}
+	case "undelivered":
+		r.Status = "stopped"
+	case "failed", "expired", "blocked_opted_out", "cancelled":
+		r.Status = "not-done"
+		sent = nil
+	default:
+		return nil, fmt.Errorf("message status %s is not mapped to a Communication", m.Status)
+	}
+	if sent != nil {
+		r.Sent = sent.UTC().Format(time.RFC3339Nano)
+	}
+	if m.ErrorCode != nil && (r.Status == "stopped" || r.Status == "not-done") {
+		// Provider error codes (numbers, reason names) carry no PHI.
+		r.StatusReason = &jsonConcept{Coding: []jsonCoding{{System: o.IdentifierSystem + "/sms-error", Code: *m.ErrorCode}}}
+	}
+	if o.IncludeSMSBody && m.Body != nil && m.BodyErasedAt == nil {
+		r.Payload = []commPayload{{ContentString: *m.Body}}
+	}
+	return json.Marshal(r)
+}
+
+type consent struct {
+	ResourceType string           `json:"resourceType"`
+	Meta         jsonMeta         `json:"meta"`
+	Identifier   []jsonIdentifier `json:"identifier"`
+	Status       string           `json:"status"`
+	Scope        jsonConcept      `json:"scope"`
+	Category     []jsonConcept    `json:"category"`
+	Patient      jsonReference    `json:"patient"`
+	DateTime     string           `json:"dateTime"`
+	PolicyRule   jsonConcept      `json:"policyRule"`
+	Provision    consentProvision `json:"provision"`
+}
+
+type consentProvision struct {
+	Type   string        `json:"type"`
+	Period *jsonPeriod   `json:"period,omitempty"`
+	Action []jsonConcept `json:"action,omitempty"`
+}
+
+type jsonPeriod struct {
+	Start string `json:"start,omitempty"`
+	End   string `json:"end,omitempty"`
+}
+
+// MapConsent builds the Consent recording a patient's SMS opt-in or
+// opt-out (the consent of the patient's phone number).
+func MapConsent(patientID int64, c db.SMSConsent, o MapOptions) ([]byte, error) {
+	rule, kind, text := "OPTIN", "permit", "SMS opt-in"
+	if c.OptedOut {
+		rule, kind, text = "OPTOUT", "deny", "SMS opt-out"
+	}
+	at := c.UpdatedAt.UTC().Format(time.RFC3339Nano)
+	r := consent{
+		ResourceType: "Consent",
+		Meta:         o.jsonMeta(""),
+		Identifier:   []jsonIdentifier{{Use: "usual", System: o.IdentifierSystem, Value: identifierValue("sms-consent", patientID)}},
+		Status:       "active",
+		Scope:        jsonConcept{Coding: []jsonCoding{{System: SystemConsentScope, Code: "patient-privacy", Display: "Privacy Consent"}}},
+		Category:     []jsonConcept{{Coding: []jsonCoding{{System: SystemLOINC, Code: "59284-0", Display: "Patient Consent"}}, Text: text}},
+		Patient:      jsonReference{Reference: o.PatientRef},
+		DateTime:     at,
+		PolicyRule:   jsonConcept{Coding: []jsonCoding{{System: SystemActCode, Code: rule}}},
+		Provision: consentProvision{Type: kind, Period: &jsonPeriod{Start: at},
+			Action: []jsonConcept{{Coding: []jsonCoding{{System: "http://terminology.hl7.org/CodeSystem/consentaction", Code: "use"}}, Text: "SMS"}}},
+	}
+	return json.Marshal(r)
+}
+
+// ContentHash is the hash a link stores to skip pushing an unchanged
+// resource: over the mapped resource with references resolved.
+func ContentHash(resource []byte) []byte {
+	h := sha256.Sum256(resource)
+	return h[:]
+}

@@ -1,0 +1,78 @@
+package wearables
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/riverqueue/river"
+
+	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/jobs"
+)
+
+// Register adds every wearables worker to workers and returns the periodic
+// jobs to register on the client (the poll). It returns an error when deps
+// or the configuration are invalid or job_kinds cannot be read.
+func Register(ctx context.Context, workers *river.Workers, deps Deps) ([]*river.PeriodicJob, error) {
+	s, err := newService(deps)
+	if err != nil {
+		return nil, err
+	}
+	limits, err := unavailableLimits(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	for _, add := range []func() error{
+		func() error {
+			return river.AddWorkerSafely(workers, &SyncWorker{s: s, unavailableLimit: limits[jobs.KindWearableSync]})
+		},
+		func() error { return river.AddWorkerSafely(workers, &BackfillWorker{s: s}) },
+		func() error { return river.AddWorkerSafely(workers, &NotificationWorker{s: s}) },
+		func() error { return river.AddWorkerSafely(workers, &SummarizeWorker{s: s}) },
+		func() error { return river.AddWorkerSafely(workers, &PollWorker{s: s}) },
+		func() error {
+			return river.AddWorkerSafely(workers, &RevokeWorker{s: s, unavailableLimit: limits[jobs.KindWearableRevoke]})
+		},
+		func() error { return river.AddWorkerSafely(workers, &IngestWorker{s: s}) },
+	} {
+		if err := add(); err != nil {
+			return nil, fmt.Errorf("error adding wearables worker: %w", err)
+		}
+	}
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(s.cfg.PollInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return jobs.WearablePollArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}),
+	}, nil
+}
+
+// Probe is a cheap read telling whether Google Health answers (for
+// resilience.NewProbeWorker's map, key "google_health").
+func Probe(deps Deps) func(context.Context) error {
+	s, err := newService(deps)
+	if err != nil {
+		return func(context.Context) error { return err }
+	}
+	return s.api.Probe
+}
+
+func unavailableLimits(ctx context.Context, s *Service) (map[string]time.Duration, error) {
+	rows, err := db.New().JobKindList(ctx, s.pool)
+	if err != nil {
+		return nil, fmt.Errorf("error reading job kinds (is the database migrated?): %w", err)
+	}
+	out := map[string]time.Duration{}
+	for _, k := range rows {
+		out[k.Kind] = interval(k.UnavailableLimit)
+	}
+	return out, nil
+}
+
+func interval(iv pgtype.Interval) time.Duration {
+	if !iv.Valid {
+		return 0
+	}
+	return time.Duration(iv.Microseconds)*time.Microsecond + time.Duration(iv.Days)*24*time.Hour + time.Duration(iv.Months)*30*24*time.Hour
+}
