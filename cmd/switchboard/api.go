@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 
@@ -13,15 +14,53 @@ import (
 
 	"github.com/switchboard-health/switchboard/internal/api"
 	"github.com/switchboard-health/switchboard/internal/opsmetrics"
+	"github.com/switchboard-health/switchboard/internal/secrets"
+	"github.com/switchboard-health/switchboard/internal/telnyx"
+	"github.com/switchboard-health/switchboard/internal/wearables"
 	"github.com/switchboard-health/switchboard/internal/worker"
 )
 
 // apiConfig is what `switchboard api` reads.
 type apiConfig struct {
-	Base        base
-	API         api.Config
-	TwilioToken string `env:"TWILIO_AUTH_TOKEN"`
-	DBMaxConns  int32  `env:"API_DB_MAX_CONNS, default=20"`
+	Base       base
+	API        api.Config
+	Vendors    apiVendors
+	DBMaxConns int32 `env:"API_DB_MAX_CONNS, default=20"`
+}
+
+// apiVendors are the vendor settings the api needs to verify webhooks and
+// run the wearables connect flow; the vendor packages own the variables.
+type apiVendors struct {
+	TwilioToken     string `env:"TWILIO_AUTH_TOKEN"`
+	TelnyxPublicKey string `env:"TELNYX_PUBLIC_KEY"`
+	TokenKeys       string `env:"TOKEN_ENCRYPTION_KEYS"`
+	Wearables       wearables.Config
+}
+
+// apply puts the vendor settings into the api's configuration.
+func (v apiVendors) apply(cfg *api.Config, pool *pgxpool.Pool, logger *slog.Logger) error {
+	cfg.TwilioAuthToken = v.TwilioToken
+	if v.TelnyxPublicKey != "" {
+		key, err := telnyx.ParsePublicKey(v.TelnyxPublicKey)
+		if err != nil {
+			return usageError{"TELNYX_PUBLIC_KEY: " + err.Error()}
+		}
+		cfg.TelnyxPublicKey = key
+	}
+	if v.TokenKeys == "" {
+		logger.Warn("wearables routes disabled: TOKEN_ENCRYPTION_KEYS is not set")
+		return nil
+	}
+	keys, err := secrets.Parse(v.TokenKeys)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	w, err := wearables.NewAPI(wearables.Deps{Pool: pool, Keys: keys, Config: v.Wearables, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("error configuring wearables: %w", err)
+	}
+	cfg.Wearables = w
+	return nil
 }
 
 func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -42,7 +81,9 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer pool.Close()
-	cfg.API.TwilioAuthToken = cfg.TwilioToken
+	if err := cfg.Vendors.apply(&cfg.API, pool, logger); err != nil {
+		return err
+	}
 	prometheus.MustRegister(opsmetrics.NewCollector(pool))
 	srv, err := newAPIServer(cfg.API, pool, logger)
 	if err != nil {

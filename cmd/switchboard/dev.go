@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,6 +27,8 @@ import (
 	"github.com/switchboard-health/switchboard/internal/fhir/fhirsandbox"
 	"github.com/switchboard-health/switchboard/internal/httpserver"
 	"github.com/switchboard-health/switchboard/internal/opsmetrics"
+	googlehealthsandbox "github.com/switchboard-health/switchboard/internal/sandbox/googlehealth"
+	telnyxsandbox "github.com/switchboard-health/switchboard/internal/sandbox/telnyx"
 	twiliosandbox "github.com/switchboard-health/switchboard/internal/sandbox/twilio"
 	"github.com/switchboard-health/switchboard/jobs"
 )
@@ -30,19 +36,25 @@ import (
 // devDefaults are applied to unset variables by `switchboard dev`: a local
 // api, a sandbox Twilio, and operator credentials made up on the spot.
 var devDefaults = map[string]string{
-	"API_ADDR":           "127.0.0.1:8080",
-	"WORKER_ADDR":        "127.0.0.1:8081",
-	"WORKER_QUEUES":      "sms=50,inbound=20,fhir=5,wearables=5,maintenance=2",
-	"OPERATOR_USERNAME":  "operator",
-	"TWILIO_ACCOUNT_SID": "ACdev0000000000000000000000000000",
-	"TWILIO_AUTH_TOKEN":  "devauthtoken0000000000000000000",
-	"TWILIO_FROM_NUMBER": "+15005550006",
+	"API_ADDR":                     "127.0.0.1:8080",
+	"WORKER_ADDR":                  "127.0.0.1:8081",
+	"WORKER_QUEUES":                "sms=50,inbound=20,fhir=5,wearables=5,maintenance=2",
+	"OPERATOR_USERNAME":            "operator",
+	"TWILIO_ACCOUNT_SID":           "ACdev0000000000000000000000000000",
+	"TWILIO_AUTH_TOKEN":            "devauthtoken0000000000000000000",
+	"TWILIO_FROM_NUMBER":           "+15005550006",
+	"SMS_PROVIDERS":                "twilio,telnyx",
+	"TELNYX_API_KEY":               "KEYdev0000000000000000",
+	"TELNYX_FROM_NUMBER":           "+15005550007",
+	"GOOGLE_HEALTH_CLIENT_ID":      "dev-client",
+	"GOOGLE_HEALTH_CLIENT_SECRET":  "dev-secret",
+	"GOOGLE_HEALTH_WEBHOOK_SECRET": "Bearer dev-webhook-secret",
 }
 
 type devConfig struct {
 	WorkerConfig  workerConfig
 	API           apiConfigNoBase
-	SandboxAddr   string        `env:"DEV_SANDBOX_ADDR, default=127.0.0.1:0"`
+	Vendors       apiVendors
 	DemoInterval  time.Duration `env:"DEV_DEMO_INTERVAL, default=2s"`
 	FailureRate   float64       `env:"DEV_SANDBOX_FAILURE_RATE, default=0.1"`
 	CallbackDelay time.Duration `env:"DEV_SANDBOX_CALLBACK_DELAY, default=500ms"`
@@ -68,6 +80,44 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 		os.Setenv("OPERATOR_PASSWORD_HASH", string(hash))
+	}
+
+	if os.Getenv("TOKEN_ENCRYPTION_KEYS") == "" {
+		var k [32]byte
+		_, _ = rand.Read(k[:])
+		os.Setenv("TOKEN_ENCRYPTION_KEYS", "dev:"+base64.StdEncoding.EncodeToString(k[:]))
+	}
+
+	// The sandboxes' and the api's addresses decide the vendor base URLs
+	// and PUBLIC_BASE_URL, so listen first.
+	sandboxes, err := listenSandboxes()
+	if err != nil {
+		return err
+	}
+	defer sandboxes.close()
+	telnyxBox := telnyxsandbox.New(telnyxsandbox.Config{APIKey: os.Getenv("TELNYX_API_KEY")}, nil)
+	googleBox := googlehealthsandbox.New(googlehealthsandbox.Config{
+		ClientID: os.Getenv("GOOGLE_HEALTH_CLIENT_ID"), ClientSecret: os.Getenv("GOOGLE_HEALTH_CLIENT_SECRET"),
+		WebhookSecret: os.Getenv("GOOGLE_HEALTH_WEBHOOK_SECRET"),
+	}, nil)
+	keyset := filepath.Join(os.TempDir(), fmt.Sprintf("switchboard-dev-keyset-%d.json", os.Getpid()))
+	if err := googleBox.WriteKeyset(keyset); err != nil {
+		return fmt.Errorf("error writing the sandbox keyset: %w", err)
+	}
+	defer os.Remove(keyset)
+	for k, v := range map[string]string{
+		"TWILIO_API_BASE_URL":          sandboxes.url(0),
+		"TELNYX_API_BASE_URL":          sandboxes.url(1),
+		"TELNYX_PUBLIC_KEY":            telnyxBox.PublicKeyBase64(),
+		"GOOGLE_HEALTH_API_BASE_URL":   sandboxes.url(2) + "/v4",
+		"GOOGLE_OAUTH_AUTH_URL":        sandboxes.url(2) + "/o/oauth2/v2/auth",
+		"GOOGLE_OAUTH_TOKEN_URL":       sandboxes.url(2) + "/token",
+		"GOOGLE_OAUTH_REVOKE_URL":      sandboxes.url(2) + "/revoke",
+		"GOOGLE_HEALTH_WEBHOOK_KEYSET": keyset,
+	} {
+		if os.Getenv(k) == "" {
+			os.Setenv(k, v)
+		}
 	}
 
 	// The api's address decides PUBLIC_BASE_URL, so listen first.
@@ -97,20 +147,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	logger.InfoContext(ctx, "migrated", slog.Int("applied", len(applied)))
 
-	sandboxLn, err := net.Listen("tcp", cfg.SandboxAddr)
-	if err != nil {
-		return fmt.Errorf("error listening for the sandbox: %w", err)
-	}
-	defer sandboxLn.Close()
 	sandbox := twiliosandbox.New(twiliosandbox.Config{
 		AccountSID:    cfg.WorkerConfig.Twilio.AccountSID,
 		AuthToken:     cfg.WorkerConfig.Twilio.AuthToken,
 		CallbackDelay: cfg.CallbackDelay,
 		FailureRate:   cfg.FailureRate,
 	}, logger.With(slog.String("component", "sandbox_twilio")))
-	if os.Getenv("TWILIO_API_BASE_URL") == "" {
-		cfg.WorkerConfig.Twilio.APIBaseURL = "http://" + sandboxLn.Addr().String()
-	}
 
 	pool, err := openPool(ctx, cfg.WorkerConfig.Base, cfg.WorkerConfig.Worker.DBMaxConns)
 	if err != nil {
@@ -134,7 +176,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	cfg.API.API.TwilioAuthToken = cfg.WorkerConfig.Twilio.AuthToken
+	if err := cfg.Vendors.apply(&cfg.API.API, pool, logger); err != nil {
+		return err
+	}
 	prometheus.MustRegister(opsmetrics.NewCollector(pool))
 	srv, err := newAPIServer(cfg.API.API, pool, logger)
 	if err != nil {
@@ -147,9 +191,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g, gctx := errgroup.WithContext(ctx)
 	w.start(g, gctx, cfg.WorkerConfig, pool, logger)
 	g.Go(func() error { return httpserver.ServeListener(gctx, apiLn, srv.Handler(), logger) })
-	g.Go(func() error { return httpserver.ServeListener(gctx, sandboxLn, sandbox, logger) })
+	for i, h := range []http.Handler{sandbox, telnyxBox, googleBox} {
+		g.Go(func() error { return httpserver.ServeListener(gctx, sandboxes.ln[i], h, logger) })
+	}
 	g.Go(func() error { sandbox.Run(gctx); return nil })
+	g.Go(func() error { return telnyxBox.Run(gctx) })
 	g.Go(func() error { return demoTraffic(gctx, pool, cfg.DemoInterval, logger) })
+	g.Go(func() error { return demoWearable(gctx, pool, googleBox, os.Getenv("PUBLIC_BASE_URL"), logger) })
 
 	base := os.Getenv("PUBLIC_BASE_URL")
 	fmt.Fprintf(stdout, "\nSwitchboard dev is running.\n\n")
@@ -160,13 +208,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "  login        %s / (the password behind OPERATOR_PASSWORD_HASH)\n", cfg.API.API.OperatorUsername)
 	}
 	fmt.Fprintf(stdout, "  worker       http://%s/metrics\n", cfg.WorkerConfig.Worker.Addr)
-	fmt.Fprintf(stdout, "  sandbox      Twilio at http://%s (status callbacks to %s/webhooks/twilio/status)\n", sandboxLn.Addr(), base)
+	fmt.Fprintf(stdout, "  sandboxes    Twilio %s, Telnyx %s (SMS_PROVIDERS=%s), Google Health %s\n",
+		sandboxes.url(0), sandboxes.url(1), cfg.WorkerConfig.SMSProviders, sandboxes.url(2))
 	fmt.Fprintf(stdout, "  messages     psql '%s' -c 'SELECT id, status, provider_message_id, updated_at FROM switchboard.messages ORDER BY id DESC LIMIT 10'\n", cfg.WorkerConfig.Base.DatabaseURL)
 	if ehrURL != "" {
 		fmt.Fprintf(stdout, "  sandbox EHR  %s (try %s/Patient and %s/Observation)\n", ehrURL, ehrURL, ehrURL)
 	}
 	fmt.Fprintf(stdout, "  demo         one message every %s through switchboard.send_sms, and a patient with a heart rate\n", cfg.DemoInterval)
-	fmt.Fprintf(stdout, "               through upsert_patient/record_observation; Ctrl-C stops\n\n")
+	fmt.Fprintf(stdout, "               through upsert_patient/record_observation; a Google Health account connects and\n")
+	fmt.Fprintf(stdout, "               syncs (switchboard.device_connections, observations source google_health); Ctrl-C stops\n\n")
 
 	return g.Wait()
 }
@@ -225,6 +275,72 @@ func demoTraffic(ctx context.Context, pool *pgxpool.Pool, interval time.Duration
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+	}
+}
+
+// devSandboxes are the listeners of the sandbox Twilio, Telnyx and Google
+// Health, on free loopback ports.
+type devSandboxes struct{ ln []net.Listener }
+
+func listenSandboxes() (*devSandboxes, error) {
+	s := &devSandboxes{}
+	for range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("error listening for a sandbox: %w", err)
+		}
+		s.ln = append(s.ln, ln)
+	}
+	return s, nil
+}
+
+func (s *devSandboxes) url(i int) string { return "http://" + s.ln[i].Addr().String() }
+
+func (s *devSandboxes) close() {
+	for _, ln := range s.ln {
+		ln.Close()
+	}
+}
+
+// demoWearable connects a demo patient's Google Health account the way a
+// patient would (a signed connect link, consent at the sandbox, callback)
+// and then announces new heart-rate data every minute, as Google's
+// webhooks do.
+func demoWearable(ctx context.Context, pool *pgxpool.Pool, box *googlehealthsandbox.Server, base string, logger *slog.Logger) error {
+	const user = "dev-user"
+	box.AddUser(googlehealthsandbox.User{HealthUserID: user, TimeZone: "America/New_York"})
+	box.DemoData(user, 3, time.Now())
+	var link string
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := jobs.UpsertPatient(ctx, tx, jobs.UpsertPatientParams{ExternalRef: "demo-wearer", GivenName: "Demo", FamilyName: "Wearer", Gender: "unknown"}); err != nil {
+			return err
+		}
+		var err error
+		link, err = jobs.WearablesConnectLink(ctx, tx, "demo-wearer", 30*time.Minute)
+		return err
+	})
+	if err != nil {
+		logger.WarnContext(ctx, "demo wearable not connected", slog.String("error", err.Error()))
+		return nil
+	}
+	if status, _, err := box.SimulateConsent(ctx, base+"/oauth/google-health/start?link="+url.QueryEscape(link)); err != nil || status >= 400 {
+		logger.WarnContext(ctx, "demo wearable consent failed", slog.Int("status", status), slog.Any("error", err))
+		return nil
+	}
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			box.DemoData(user, 1, now)
+			if _, err := box.Notify(ctx, base+"/webhooks/google-health",
+				googlehealthsandbox.Notification(user, "UPSERT", "heart-rate", now.Add(-time.Hour), now)); err != nil && ctx.Err() == nil {
+				logger.WarnContext(ctx, "demo notification failed", slog.String("error", err.Error()))
+			}
 		}
 	}
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,13 +18,16 @@ import (
 
 	"github.com/switchboard-health/switchboard/db"
 	"github.com/switchboard-health/switchboard/internal/fhir"
+	"github.com/switchboard-health/switchboard/internal/googlehealth"
 	"github.com/switchboard-health/switchboard/internal/httpserver"
 	"github.com/switchboard-health/switchboard/internal/maintenance"
 	"github.com/switchboard-health/switchboard/internal/ratelimit"
 	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/internal/secrets"
 	"github.com/switchboard-health/switchboard/internal/sms"
+	"github.com/switchboard-health/switchboard/internal/telnyx"
 	"github.com/switchboard-health/switchboard/internal/twilio"
+	"github.com/switchboard-health/switchboard/internal/wearables"
 	"github.com/switchboard-health/switchboard/internal/worker"
 	"github.com/switchboard-health/switchboard/jobs"
 )
@@ -37,6 +42,10 @@ type workerConfig struct {
 	Twilio      twilio.Config
 	Maintenance maintenance.Config
 	FHIR        fhir.Config
+	Telnyx      telnyx.Config
+	Wearables   wearables.Config
+	// SMSProviders is the providers' order of preference.
+	SMSProviders string `env:"SMS_PROVIDERS, default=twilio"`
 	// TokenKeys encrypts tokens and private keys at rest
 	// (kid:base64key[,…]; the first encrypts).
 	TokenKeys string `env:"TOKEN_ENCRYPTION_KEYS"`
@@ -85,41 +94,34 @@ func (w *workerParts) start(g *errgroup.Group, ctx context.Context, cfg workerCo
 // newWorker wires the vendors, their resilience policies and the workers
 // into a River client.
 func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger *slog.Logger) (*workerParts, error) {
-	if err := cfg.Twilio.Validate(); err != nil {
-		return nil, usageError{err.Error()}
-	}
 	kinds, err := loadKinds(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
+	var keyring *secrets.Keyring
+	if cfg.TokenKeys != "" {
+		if keyring, err = secrets.Parse(cfg.TokenKeys); err != nil {
+			return nil, usageError{err.Error()}
+		}
+	}
 	transport := worker.NewTransport(cfg.Worker)
-	tw, err := twilio.New(cfg.Twilio, transport)
-	if err != nil {
-		return nil, fmt.Errorf("error creating twilio client: %w", err)
-	}
 	registry := resilience.New(resilience.DBStore{Pool: pool})
-	twSettings, err := resilience.LoadSettings(ctx, twilio.Provider)
+	limiter := ratelimit.New(pool)
+
+	providers, err := smsProviders(ctx, cfg, transport, registry, limiter)
 	if err != nil {
-		return nil, usageError{err.Error()}
+		return nil, err
 	}
-	twDest := registry.Register(twilio.Provider, twSettings, sms.Outcome)
+	parsers := map[string]sms.ReportParser{}
+	probes := map[string]func(context.Context) error{}
+	for _, p := range providers {
+		if rp, ok := p.Sender.(sms.ReportParser); ok {
+			parsers[p.Name()] = rp
+		}
+		probes[p.Name()] = p.Probe
+	}
 
 	workers := river.NewWorkers()
-	limiter := ratelimit.New(pool)
-	twProvider := sms.Provider{Sender: tw, Destination: twDest, Probe: tw.Probe}
-	if twSettings.RateLimit != "" {
-		lim, err := ratelimit.ParseLimit(twSettings.RateLimit)
-		if err != nil {
-			return nil, usageError{resilience.EnvPrefix(twilio.Provider) + "RATE_LIMIT: " + err.Error()}
-		}
-		// One limit per sender: a long code sends about one segment a second.
-		sender := cfg.Twilio.FromNumber
-		if sender == "" {
-			sender = cfg.Twilio.MessagingServiceSID
-		}
-		twProvider.Slots = limiter.Slots(twilio.Provider+":"+sender, lim)
-	}
-	providers := []sms.Provider{twProvider}
 	if err := river.AddWorkerSafely(workers, sms.NewSendWorker(cfg.SMS, pool, sms.SendDeps{
 		Providers:        providers,
 		UnavailableLimit: kinds[jobs.KindSMSSend],
@@ -129,21 +131,11 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 	if err := river.AddWorkerSafely(workers, sms.NewReconcileWorker(cfg.Reconcile, pool, providers, logger)); err != nil {
 		return nil, err
 	}
-	if err := river.AddWorkerSafely(workers, sms.NewWebhookWorker(pool, map[string]sms.ReportParser{twilio.Provider: tw}, cfg.Inbound, logger)); err != nil {
-		return nil, err
-	}
-	probes := map[string]func(context.Context) error{twilio.Provider: tw.Probe}
-	if err := river.AddWorkerSafely(workers, resilience.NewProbeWorker(registry, probes, cfg.Maintenance.ProbeIdle, logger)); err != nil {
+	if err := river.AddWorkerSafely(workers, sms.NewWebhookWorker(pool, parsers, cfg.Inbound, logger)); err != nil {
 		return nil, err
 	}
 	if err := river.AddWorkerSafely(workers, maintenance.New(cfg.Maintenance, pool, limiter, logger)); err != nil {
 		return nil, err
-	}
-	var keyring *secrets.Keyring
-	if cfg.TokenKeys != "" {
-		if keyring, err = secrets.Parse(cfg.TokenKeys); err != nil {
-			return nil, usageError{err.Error()}
-		}
 	}
 	fhirPeriodic, err := fhir.Register(ctx, workers, fhir.Deps{
 		Pool: pool, Registry: registry, Limiter: limiter, Keys: keyring, Logger: logger, Config: cfg.FHIR,
@@ -163,11 +155,93 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 			&river.PeriodicJobOpts{RunOnStart: true}),
 	}
 	periodic = append(periodic, fhirPeriodic...)
+
+	// Wearables keep OAuth tokens, which are only ever stored encrypted:
+	// without TOKEN_ENCRYPTION_KEYS they stay off.
+	if keyring != nil {
+		wdeps := wearables.Deps{Pool: pool, Registry: registry, Limiter: limiter, Keys: keyring, Logger: logger,
+			Config: cfg.Wearables, HTTPClient: &http.Client{Transport: transport, Timeout: 30 * time.Second}}
+		wPeriodic, err := wearables.Register(ctx, workers, wdeps)
+		if err != nil {
+			return nil, fmt.Errorf("error wiring wearables: %w", err)
+		}
+		periodic = append(periodic, wPeriodic...)
+		probes[googlehealth.Provider] = wearables.Probe(wdeps)
+	} else {
+		logger.WarnContext(ctx, "wearables disabled: TOKEN_ENCRYPTION_KEYS is not set")
+	}
+	if err := river.AddWorkerSafely(workers, resilience.NewProbeWorker(registry, probes, cfg.Maintenance.ProbeIdle, logger)); err != nil {
+		return nil, err
+	}
+
 	client, err := worker.NewClient(cfg.Worker, pool, workers, periodic, logger)
 	if err != nil {
 		return nil, err
 	}
 	return &workerParts{client: client, registry: registry}, nil
+}
+
+// smsProviders builds the SMS providers named in SMS_PROVIDERS, in order,
+// each behind its destination's policies and its sender's rate limit.
+func smsProviders(ctx context.Context, cfg workerConfig, transport http.RoundTripper, registry *resilience.Registry, limiter *ratelimit.Limiter) ([]sms.Provider, error) {
+	var out []sms.Provider
+	seen := map[string]bool{}
+	for _, name := range strings.Split(cfg.SMSProviders, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if seen[name] {
+			return nil, usageError{"SMS_PROVIDERS names " + name + " twice"}
+		}
+		seen[name] = true
+		var (
+			p      sms.Provider
+			sender string
+		)
+		switch name {
+		case twilio.Provider:
+			if err := cfg.Twilio.Validate(); err != nil {
+				return nil, usageError{err.Error()}
+			}
+			tw, err := twilio.New(cfg.Twilio, transport)
+			if err != nil {
+				return nil, fmt.Errorf("error creating twilio client: %w", err)
+			}
+			p = sms.Provider{Sender: tw, Probe: tw.Probe}
+			sender = cmp.Or(cfg.Twilio.FromNumber, cfg.Twilio.MessagingServiceSID)
+		case telnyx.Provider:
+			if err := cfg.Telnyx.Validate(); err != nil {
+				return nil, usageError{err.Error()}
+			}
+			tx, err := telnyx.New(cfg.Telnyx, transport)
+			if err != nil {
+				return nil, fmt.Errorf("error creating telnyx client: %w", err)
+			}
+			p = sms.Provider{Sender: tx, Probe: tx.Probe}
+			sender = cmp.Or(cfg.Telnyx.FromNumber, cfg.Telnyx.MessagingProfileID)
+		default:
+			return nil, usageError{fmt.Sprintf("SMS_PROVIDERS: %q is not twilio or telnyx", name)}
+		}
+		settings, err := resilience.LoadSettings(ctx, name)
+		if err != nil {
+			return nil, usageError{err.Error()}
+		}
+		p.Destination = registry.Register(name, settings, sms.Outcome)
+		if settings.RateLimit != "" {
+			lim, err := ratelimit.ParseLimit(settings.RateLimit)
+			if err != nil {
+				return nil, usageError{resilience.EnvPrefix(name) + "RATE_LIMIT: " + err.Error()}
+			}
+			// One limit per sender: a long code sends about one segment a second.
+			p.Slots = limiter.Slots(name+":"+sender, lim)
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		return nil, usageError{"SMS_PROVIDERS names no provider"}
+	}
+	return out, nil
 }
 
 // loadKinds reads each kind's unavailable limit from switchboard.job_kinds,

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 
@@ -34,6 +35,11 @@ type Config struct {
 	// configuration (internal/twilio owns the variable); cmd copies it here.
 	// Empty: Twilio callbacks answer 503 and store nothing.
 	TwilioAuthToken string
+
+	// TelnyxPublicKey verifies Telnyx's webhook signatures
+	// (TELNYX_PUBLIC_KEY, owned by internal/telnyx; cmd sets it). Empty:
+	// Telnyx webhooks answer 503 and store nothing.
+	TelnyxPublicKey ed25519.PublicKey
 
 	// Wearables serves the OAuth connect flow, the Google Health webhook and
 	// Apple Health uploads (internal/wearables.NewAPI); cmd sets it. Nil:

@@ -126,6 +126,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST "+routeGoogleHealthHook, s.handleGoogleHealthWebhook())
 	mux.HandleFunc("POST "+routeAppleHealthSamples, s.handleAppleHealthSamples)
 	mux.Handle("POST "+routeTwilioInbound, s.webhookHandler(s.twilioInboundRoute()))
+	mux.Handle("POST "+routeTelnyx, s.webhookHandler(s.telnyxRoute(routeTelnyx)))
+	mux.Handle("POST "+routeTelnyxStatus, s.webhookHandler(s.telnyxRoute(routeTelnyxStatus)))
 	mux.HandleFunc("POST "+routeFHIRNotify, s.handleFHIRNotify)
 	mux.HandleFunc("PUT "+routeFHIRNotifyPut, s.handleFHIRNotify)
 

@@ -208,28 +208,33 @@ func ParseReport(eventType string, raw []byte) (sms.Report, error) {
 	if ev.Status == "" {
 		return sms.Report{}, errors.New("telnyx status event lacks data.payload.to[0].status")
 	}
+	return report(ev.MessageID, ev.Status, ev.ErrorCodes), nil
+}
+
+// report maps a message's status word and error codes to a report.
+func report(id, status string, codes []string) sms.Report {
 	r := sms.Report{
 		Provider:          Provider,
-		ProviderMessageID: ev.MessageID,
-		ProviderStatus:    ev.Status,
-		Status:            statusMap[ev.Status],
+		ProviderMessageID: id,
+		ProviderStatus:    status,
+		Status:            statusMap[status],
 	}
-	if len(ev.ErrorCodes) > 0 {
-		r.ErrorCode = ev.ErrorCodes[0]
+	if len(codes) > 0 {
+		r.ErrorCode = codes[0]
 	}
 	if r.Status == sms.StatusFailed || r.Status == sms.StatusUndelivered {
-		for _, c := range ev.ErrorCodes {
+		for _, c := range codes {
 			if reason, ok := codeReasons[c]; ok {
 				r.ErrorCode, r.Reason = c, reason
 				break
 			}
 		}
-		if r.Reason == "" && ev.Status == "expired" {
+		if r.Reason == "" && status == "expired" {
 			r.Reason = sms.ReasonExpired
 		}
 		if r.Reason == sms.ReasonOptedOut {
 			r.Status, r.OptedOut = sms.StatusBlockedOptedOut, true
 		}
 	}
-	return r, nil
+	return r
 }
