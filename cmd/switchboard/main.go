@@ -56,6 +56,7 @@ Commands:
   dev                            migrate, then worker + api + sandbox providers + demo traffic
   dlq list|show|retry|purge      inspect and act on dead letters
   destination list|pause|resume  see destination health; stop or allow calls to one destination
+  reencrypt                      re-seal stored tokens and keys with the first TOKEN_ENCRYPTION_KEYS key
   wearables link|token|list|disconnect  connect links, Apple Health upload tokens, device connections
   chaos [--mode chaos|delivery]  crash and fault suite on a private cluster (loopback only); exit 1 on loss
   healthcheck URL                exit 0 when URL answers 2xx (container health checks)
@@ -88,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEHR(ctx, args[1:], stdout, stderr)
 	case "destination":
 		return runDestination(ctx, args[1:], stdout, stderr)
+	case "reencrypt":
+		return runReencrypt(ctx, args[1:], stdout, stderr)
 	case "wearables":
 		return runWearables(ctx, args[1:], stdout, stderr)
 	case "chaos":
