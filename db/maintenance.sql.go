@@ -10,6 +10,31 @@ import (
 	"time"
 )
 
+const fHIRInboundRawErase = `-- name: FHIRInboundRawErase :execrows
+UPDATE switchboard.fhir_inbound SET raw = NULL, raw_erased_at = now()
+WHERE id IN (
+    SELECT id FROM switchboard.fhir_inbound
+    WHERE raw IS NOT NULL AND state <> 'unmatched' AND received_at < $1::timestamptz
+    ORDER BY received_at
+    LIMIT $2::integer
+)
+`
+
+type FHIRInboundRawEraseParams struct {
+	Cutoff time.Time
+	Batch  int32
+}
+
+// Erases raw resources pulled from EHRs once mapped or settled (unmatched
+// ones are kept for review until someone resolves them).
+func (q *Queries) FHIRInboundRawErase(ctx context.Context, db DBTX, arg FHIRInboundRawEraseParams) (int64, error) {
+	result, err := db.Exec(ctx, fHIRInboundRawErase, arg.Cutoff, arg.Batch)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const inboundMessageBodiesErase = `-- name: InboundMessageBodiesErase :execrows
 UPDATE switchboard.inbound_messages SET body = NULL
 WHERE id IN (

@@ -36,3 +36,14 @@ WHERE k.auto_requeue AND NOT d.paused AND d.breaker_state = 'closed'
   AND d.last_success_at IS NOT NULL
   AND (d.last_failure_at IS NULL OR d.last_success_at > d.last_failure_at)
 ORDER BY k.kind;
+
+-- name: FHIRInboundRawErase :execrows
+-- Erases raw resources pulled from EHRs once mapped or settled (unmatched
+-- ones are kept for review until someone resolves them).
+UPDATE switchboard.fhir_inbound SET raw = NULL, raw_erased_at = now()
+WHERE id IN (
+    SELECT id FROM switchboard.fhir_inbound
+    WHERE raw IS NOT NULL AND state <> 'unmatched' AND received_at < @cutoff::timestamptz
+    ORDER BY received_at
+    LIMIT @batch::integer
+);

@@ -23,8 +23,9 @@ type Config struct {
 	// MessageBodyRetention: a final message's body is erased this long after
 	// it ended.
 	MessageBodyRetention time.Duration `env:"RETENTION_MESSAGE_BODY, default=720h"`
-	// WebhookBodyRetention: raw webhook bodies and inbound SMS bodies are
-	// erased this long after they arrived (processed ones only).
+	// WebhookBodyRetention: raw webhook bodies, inbound SMS bodies and raw
+	// resources pulled from EHRs are erased this long after they arrived
+	// (processed ones only).
 	WebhookBodyRetention time.Duration `env:"RETENTION_WEBHOOK_BODY, default=168h"`
 	// Interval between maintenance runs.
 	Interval time.Duration `env:"MAINTENANCE_INTERVAL, default=5m"`
@@ -111,6 +112,16 @@ func Run(ctx context.Context, cfg Config, pool *pgxpool.Pool, limiter Cleaner) (
 		n, err := q.InboundMessageBodiesErase(ctx, pool, db.InboundMessageBodiesEraseParams{Cutoff: now.Add(-cfg.WebhookBodyRetention), Batch: batch})
 		if err != nil {
 			return r, fmt.Errorf("error erasing inbound message bodies: %w", err)
+		}
+		r.InboundBodies += n
+		if n < batch {
+			break
+		}
+	}
+	for {
+		n, err := q.FHIRInboundRawErase(ctx, pool, db.FHIRInboundRawEraseParams{Cutoff: now.Add(-cfg.WebhookBodyRetention), Batch: batch})
+		if err != nil {
+			return r, fmt.Errorf("error erasing raw FHIR resources: %w", err)
 		}
 		r.InboundBodies += n
 		if n < batch {
