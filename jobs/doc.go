@@ -23,8 +23,8 @@
 // # sms_send
 //
 // Queue sms, priority 2, 10 attempts, timeout SMS_SEND_TIMEOUT (60 s),
-// retries after 5 s, 30 s, 2 m, 5 m, 10 m, 20 m, then every 30 m (about three
-// hours in all); waits for an unavailable provider up to 2 h.
+// retries after 5 s, 15 s, 30 s, 1 m, 2 m, 5 m, 10 m, 15 m, then 20 m (about
+// an hour in all); waits for an unavailable provider up to 2 h.
 // Sends one message through the providers in SMS_PROVIDERS order. Completes
 // when a provider accepted the message (its id is stored in the same
 // transaction), or when the message ended: cancelled, expired, invalid

@@ -77,7 +77,8 @@ type Config struct {
 	// Goal is the delivered share a delivery run must reach.
 	Goal float64
 	// RescueAfter is WORKER_RESCUE_AFTER for the workers. internal/worker
-	// applies at least 2 minutes (River's JobTimeout is 1 minute there).
+	// applies at least WORKER_JOB_TIMEOUT + 10 s; the run sets the job
+	// timeout to the send timeout.
 	RescueAfter time.Duration
 	// Dir is where the run's temporary directory is made (os.TempDir()).
 	Dir string
@@ -91,7 +92,7 @@ type Config struct {
 func Defaults(m Mode) Config {
 	c := Config{
 		Mode: m, Workers: 3, Providers: []string{"twilio"}, Faults: IssueMix,
-		RescueAfter: 2 * time.Minute, Goal: 0.999, PGRestart: "immediate",
+		RescueAfter: 40 * time.Second, Goal: 0.999, PGRestart: "immediate",
 	}
 	switch m {
 	case ModeDelivery:
@@ -426,7 +427,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	res.Check, err = runCheck(checkCtx, pool, checkParams{
-		run: res.Run, rescueAfter: max(cfg.RescueAfter, 2*time.Minute), rescueInterval: 30 * time.Second,
+		run: res.Run, rescueAfter: max(cfg.RescueAfter, sendTimeout+10*time.Second), rescueInterval: 30 * time.Second,
 		sendTimeout: sendTimeout, unavailableLimit: unavailableLimit,
 	}, st.snapshot(), copies, time.Now())
 	if err != nil {
@@ -465,6 +466,7 @@ func childEnv(cfg Config, dbURL, publicURL string, providers []*provider) map[st
 		"WORKER_SHUTDOWN_TIMEOUT": "5s",
 		// Jobs of a SIGKILLed worker come back within the run.
 		"WORKER_RESCUE_AFTER": cfg.RescueAfter.String(),
+		"WORKER_JOB_TIMEOUT":  sendTimeout.String(),
 		// A hung request ends in seconds; an attempt without outcome is
 		// presumed in flight for longer than that, and no longer.
 		"SMS_SEND_TIMEOUT":   sendTimeout.String(),

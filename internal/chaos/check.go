@@ -13,6 +13,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// The checks read River's and Switchboard's tables as an outside observer
+// would, across both at once; their SQL is not part of the service, so it
+// lives here rather than in queries/ (sqlc).
+
 // finalStatuses are the message statuses nothing moves on from.
 var finalStatuses = []string{"delivered", "undelivered", "failed", "blocked_opted_out", "expired", "cancelled"}
 
@@ -261,7 +265,9 @@ func runCheck(ctx context.Context, pool *pgxpool.Pool, p checkParams, enq []enqu
 func whereIs(r *msgRow, p checkParams, now time.Time) string {
 	switch {
 	case slices.Contains(finalStatuses, r.Status):
-		return "final " + r.Status + cmpOrPrefix(" (", r.Reason, ")")
+		// A valid message only ends so by the provider's report (the
+		// sandboxes' planned share of undelivered and failed messages).
+		return "final " + r.Status + cmpOrPrefix(" (", r.Reason, ")") + " reported by the provider"
 	case r.DeadClass != "":
 		return "dead letter " + r.DeadClass
 	}
@@ -374,8 +380,6 @@ func judgeDeadLetter(d DeadLetter, byID map[int64]*msgRow, kindOf map[string]str
 }
 
 func loadRows(ctx context.Context, pool *pgxpool.Pool, prefix string) ([]*msgRow, error) {
-	// The checks read across River's and Switchboard's tables at once,
-	// which no sqlc query of the service needs: plain SQL here.
 	rows, err := pool.Query(ctx, `
 SELECT m.id, m.idempotency_key, m.to_e164, m.status, coalesce(m.error_reason, ''), coalesce(m.provider_message_id, ''),
        coalesce(j.state::text, ''), coalesce(j.attempt, 0), coalesce(j.max_attempts, 0), j.attempted_at, j.scheduled_at,

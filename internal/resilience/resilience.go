@@ -62,6 +62,11 @@ type Settings struct {
 	// BreakerHalfOpenCalls probe calls through.
 	BreakerOpenFor       time.Duration `env:"BREAKER_OPEN_FOR, default=30s"`
 	BreakerHalfOpenCalls uint          `env:"BREAKER_HALF_OPEN_CALLS, default=3"`
+	// BreakerConsecutiveFailures opens the breaker after that many failures
+	// in a row whatever the window holds: a sudden outage at high volume
+	// would otherwise need as many failures as the window has successes
+	// before the rate threshold trips. 0 disables.
+	BreakerConsecutiveFailures uint `env:"BREAKER_CONSECUTIVE_FAILURES, default=10"`
 	// MaxConcurrent calls per process; a full bulkhead waits BulkheadWait,
 	// then the job snoozes briefly.
 	MaxConcurrent uint          `env:"MAX_CONCURRENT, default=64"`
@@ -144,7 +149,8 @@ func (e *UnavailableError) Error() string {
 type Destination struct {
 	name      string
 	settings  Settings
-	breaker   circuitbreaker.CircuitBreaker[any]
+	breaker   circuitbreaker.CircuitBreaker[any] // failure rate over a window
+	streak    circuitbreaker.CircuitBreaker[any] // consecutive failures; nil if disabled
 	bulkhead  bulkhead.Bulkhead[any]
 	classify  func(error) Outcome
 	exec      failsafe.Executor[any]
@@ -175,12 +181,21 @@ func (d *Destination) Ready() error {
 	}
 	// failsafe moves an open breaker to half-open lazily, on the next
 	// permit request: an open breaker whose delay has passed is ready.
-	if d.breaker.IsOpen() {
-		if rem := d.breaker.RemainingDelay(); rem > 0 {
-			return &UnavailableError{Destination: d.name, Reason: ReasonBreakerOpen, RetryAfter: jitter(rem)}
+	for _, b := range d.breakers() {
+		if b.IsOpen() {
+			if rem := b.RemainingDelay(); rem > 0 {
+				return &UnavailableError{Destination: d.name, Reason: ReasonBreakerOpen, RetryAfter: jitter(rem)}
+			}
 		}
 	}
 	return nil
+}
+
+func (d *Destination) breakers() []circuitbreaker.CircuitBreaker[any] {
+	if d.streak == nil {
+		return []circuitbreaker.CircuitBreaker[any]{d.breaker}
+	}
+	return []circuitbreaker.CircuitBreaker[any]{d.streak, d.breaker}
 }
 
 // Call runs fn through the destination's stack. idempotent allows the short
@@ -213,7 +228,11 @@ func (d *Destination) Call(ctx context.Context, idempotent bool, fn func(context
 		case errors.Is(err, bulkhead.ErrFull):
 			return &UnavailableError{Destination: d.name, Reason: ReasonBusy, RetryAfter: jitter(time.Second)}
 		case errors.Is(err, circuitbreaker.ErrOpen):
-			return &UnavailableError{Destination: d.name, Reason: ReasonBreakerOpen, RetryAfter: jitter(d.breaker.RemainingDelay())}
+			var rem time.Duration
+			for _, b := range d.breakers() {
+				rem = max(rem, b.RemainingDelay())
+			}
+			return &UnavailableError{Destination: d.name, Reason: ReasonBreakerOpen, RetryAfter: jitter(rem)}
 		}
 		return err
 	}
@@ -236,16 +255,19 @@ func (dst *Destination) Idle(d time.Duration) bool {
 	return last == 0 || time.Since(time.Unix(0, last)) > d
 }
 
-// BreakerState returns closed, half-open or open.
+// BreakerState returns closed, half-open or open: the worse of the rate
+// and the consecutive-failure breakers.
 func (d *Destination) BreakerState() string {
-	switch d.breaker.State() {
-	case circuitbreaker.OpenState:
-		return "open"
-	case circuitbreaker.HalfOpenState:
-		return "half-open"
-	default:
-		return "closed"
+	worst := circuitbreaker.ClosedState
+	for _, b := range d.breakers() {
+		switch st := b.State(); {
+		case st == circuitbreaker.OpenState:
+			worst = st
+		case st == circuitbreaker.HalfOpenState && worst != circuitbreaker.OpenState:
+			worst = st
+		}
 	}
+	return stateName(worst)
 }
 
 // Registry holds the destinations of one process and their health.
@@ -278,18 +300,31 @@ func (r *Registry) Register(name string, s Settings, classify func(error) Outcom
 		}
 		return errors.Is(err, timeout.ErrExceeded) || classify(err) == Failing
 	}
+	changed := func(circuitbreaker.StateChangedEvent) { r.breakerChanged(name, d.BreakerState()) }
 	d.breaker = circuitbreaker.NewBuilder[any]().
 		HandleIf(failing).
 		WithFailureRateThreshold(s.BreakerFailureRate, s.BreakerMinCalls, s.BreakerWindow).
 		WithDelay(s.BreakerOpenFor).
 		WithSuccessThreshold(s.BreakerHalfOpenCalls).
-		OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
-			r.breakerChanged(name, stateName(e.NewState))
-		}).
+		OnStateChanged(changed).
 		Build()
+	if s.BreakerConsecutiveFailures > 0 {
+		d.streak = circuitbreaker.NewBuilder[any]().
+			HandleIf(failing).
+			WithFailureThreshold(s.BreakerConsecutiveFailures).
+			WithDelay(s.BreakerOpenFor).
+			WithSuccessThreshold(s.BreakerHalfOpenCalls).
+			OnStateChanged(changed).
+			Build()
+	}
 	d.bulkhead = bulkhead.NewBuilder[any](s.MaxConcurrent).WithMaxWaitTime(s.BulkheadWait).Build()
 	to := timeout.New[any](s.Timeout)
-	d.exec = failsafe.With[any](d.breaker, d.bulkhead, to)
+	guards := []failsafe.Policy[any]{}
+	if d.streak != nil {
+		guards = append(guards, d.streak)
+	}
+	guards = append(guards, d.breaker, d.bulkhead, to)
+	d.exec = failsafe.With[any](guards...)
 	if s.Retries > 0 {
 		retry := retrypolicy.NewBuilder[any]().
 			HandleIf(failing).
@@ -299,7 +334,7 @@ func (r *Registry) Register(name string, s Settings, classify func(error) Outcom
 			WithJitterFactor(0.2).
 			ReturnLastFailure().
 			Build()
-		d.execRetry = failsafe.With[any](retry, d.breaker, d.bulkhead, to)
+		d.execRetry = failsafe.With[any](append([]failsafe.Policy[any]{retry}, guards...)...)
 	}
 	r.dests[name] = d
 	breakerGauge.WithLabelValues(name).Set(0)

@@ -229,3 +229,22 @@ func TestHealthIsMergedAndPausesApply(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM switchboard.audit_log WHERE target_type = 'destination' AND action IN ('destination.pause', 'destination.resume')").Scan(&audits))
 	require.Equal(t, 2, audits)
 }
+
+func TestConsecutiveFailuresTripDespiteAHealthyWindow(t *testing.T) {
+	t.Parallel()
+	reg := resilience.New(nil)
+	d := reg.Register("vendor", settings(t, map[string]string{
+		"DEST_VENDOR_BREAKER_MIN_CALLS":            "10",
+		"DEST_VENDOR_BREAKER_CONSECUTIVE_FAILURES": "5",
+	}), classify)
+	ctx := context.Background()
+	for range 100 { // a busy, healthy minute
+		require.NoError(t, d.Call(ctx, false, func(context.Context) error { return nil }))
+	}
+	for range 5 { // then the vendor goes down
+		require.ErrorIs(t, d.Call(ctx, false, func(context.Context) error { return errServer }), errServer)
+	}
+	require.Equal(t, "open", d.BreakerState(), "5 failures in a row open it; the 5% failure rate alone would not")
+	var ue *resilience.UnavailableError
+	require.ErrorAs(t, d.Call(ctx, false, func(context.Context) error { t.Fatal("called while open"); return nil }), &ue)
+}

@@ -81,19 +81,22 @@ func (w *SendWorker) Timeout(*river.Job[jobs.SMSSendArgs]) time.Duration {
 	return time.Minute
 }
 
-// NextRetry spaces retries for SMS: quick at first (a blip), then minutes,
-// capped at 30 minutes so ten attempts span about three hours — after that a
-// reminder is stale and an operator should look at the dead letter.
+// NextRetry spaces retries for SMS: quick at first, because a retry after
+// an ambiguous failure reconciles before it resends (safe to do soon) and a
+// provider that is down makes jobs snooze instead of spending attempts; then
+// minutes, so ten attempts span about an hour — after that a reminder is
+// stale and an operator should look at the dead letter.
 func (w *SendWorker) NextRetry(job *river.Job[jobs.SMSSendArgs]) time.Time {
 	return time.Now().Add(smsBackoff(len(job.Errors) + 1))
 }
 
 func smsBackoff(attempt int) time.Duration {
-	steps := []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 20 * time.Minute}
+	steps := []time.Duration{5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute,
+		5 * time.Minute, 10 * time.Minute, 15 * time.Minute}
 	if attempt-1 < len(steps) {
 		return steps[max(attempt-1, 0)]
 	}
-	return 30 * time.Minute
+	return 20 * time.Minute
 }
 
 // errDone ends Work after a transaction that already completed the job.

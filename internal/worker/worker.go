@@ -66,6 +66,9 @@ type Config struct {
 	// worker that died (SIGKILL, lost host). It must exceed the longest job
 	// timeout; a rescued sms_send reconciles before it sends again.
 	RescueAfter time.Duration `env:"WORKER_RESCUE_AFTER, default=1h"`
+	// JobTimeout bounds kinds that set no timeout of their own. The rescuer
+	// also skips a running job until its own kind's timeout has passed.
+	JobTimeout time.Duration `env:"WORKER_JOB_TIMEOUT, default=1m"`
 }
 
 // ParseQueues parses WORKER_QUEUES ("sms=200,inbound=20") into River queue
@@ -142,8 +145,8 @@ func NewClient(cfg Config, pool *pgxpool.Pool, workers *river.Workers, periodic 
 		CompletedJobRetentionPeriod: cfg.CompletedRetention,
 		// Dead letters are copied out of River at the moment a job gives
 		// up, so River may clean discarded and cancelled rows on its schedule.
-		JobTimeout:           time.Minute,
-		RescueStuckJobsAfter: rescueAfter(cfg.RescueAfter),
+		JobTimeout:           jobTimeout(cfg.JobTimeout),
+		RescueStuckJobsAfter: rescueAfter(cfg.RescueAfter, jobTimeout(cfg.JobTimeout)),
 		ErrorHandler:         &errorHandler{logger: logger, unknownKindAttempts: unknownAttempts},
 		Middleware:           []rivertype.Middleware{&jobMiddleware{}},
 		PeriodicJobs:         periodic,
@@ -251,10 +254,15 @@ func Stop(cfg Config, client *river.Client[pgx.Tx], logger *slog.Logger) error {
 	return nil
 }
 
-func rescueAfter(d time.Duration) time.Duration {
-	if d < 2*time.Minute {
-		// River requires it to be at least JobTimeout; keep a margin.
-		return 2 * time.Minute
+func jobTimeout(d time.Duration) time.Duration {
+	if d <= 0 {
+		return time.Minute
 	}
 	return d
+}
+
+// rescueAfter is at least the job timeout plus a margin: River requires it
+// to be no shorter than JobTimeout.
+func rescueAfter(d, jobTimeout time.Duration) time.Duration {
+	return max(d, jobTimeout+10*time.Second)
 }
