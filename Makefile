@@ -55,6 +55,14 @@ db/stop: ## Stop the private PostgreSQL cluster
 alerts/check: ## promtool check + unit-test the Prometheus alert rules (installs promtool if absent)
 	deploy/prometheus/check.sh
 
+.PHONY: chaos
+chaos: build ## Crash and fault suite: 3 workers + api on a private cluster; SIGKILLs, a PG restart, provider faults (loopback, bounded)
+	$(BIN) chaos $(CHAOS_ARGS)
+
+.PHONY: chaos/delivery
+chaos/delivery: build ## Delivery under faults: 10,000 messages, 20% 5xx, 10% 429, 5% timeouts, one provider outage
+	$(BIN) chaos --mode delivery $(CHAOS_ARGS)
+
 .PHONY: lint
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
