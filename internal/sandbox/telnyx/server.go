@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchboard-health/switchboard/internal/sandbox/fault"
 )
 
 const (
@@ -142,7 +144,7 @@ type Server struct {
 
 	wake chan struct{}
 
-	chaos chaosState
+	chaos fault.State
 }
 
 // New returns a Server for cfg; a nil logger discards. It panics if no

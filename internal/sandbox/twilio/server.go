@@ -19,6 +19,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/switchboard-health/switchboard/internal/sandbox/fault"
 	"github.com/switchboard-health/switchboard/internal/sms"
 )
 
@@ -131,7 +132,7 @@ type Server struct {
 
 	wake chan struct{}
 
-	chaos chaosState
+	chaos fault.State
 }
 
 // New returns a Server for cfg; a nil logger discards.
