@@ -55,6 +55,10 @@ db/stop: ## Stop the private PostgreSQL cluster
 alerts/check: ## promtool check + unit-test the Prometheus alert rules (installs promtool if absent)
 	deploy/prometheus/check.sh
 
+.PHONY: bench
+bench: build ## Enqueue, e2e, scale-out and soak against same-run baselines (~6 min, throwaway database)
+	DATABASE_URL='$(DB_URL)' $(BIN) bench $(BENCH_ARGS)
+
 .PHONY: chaos
 chaos: build ## Crash and fault suite: 3 workers + api on a private cluster; SIGKILLs, a PG restart, provider faults (loopback, bounded)
 	$(BIN) chaos $(CHAOS_ARGS)

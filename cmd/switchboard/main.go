@@ -7,6 +7,7 @@
 //	switchboard dev
 //	switchboard dlq list|show|retry|purge
 //	switchboard destination list|pause|resume
+//	switchboard bench
 //	switchboard wearables link|token|list|disconnect
 //	switchboard chaos [--mode chaos|delivery]
 //	switchboard healthcheck URL
@@ -56,6 +57,7 @@ Commands:
   dev                            migrate, then worker + api + sandbox providers + demo traffic
   dlq list|show|retry|purge      inspect and act on dead letters
   destination list|pause|resume  see destination health; stop or allow calls to one destination
+  bench                          measure enqueue, end-to-end, scale-out and soak against same-run baselines
   reencrypt                      re-seal stored tokens and keys with the first TOKEN_ENCRYPTION_KEYS key
   wearables link|token|list|disconnect  connect links, Apple Health upload tokens, device connections
   chaos [--mode chaos|delivery]  crash and fault suite on a private cluster (loopback only); exit 1 on loss
@@ -89,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEHR(ctx, args[1:], stdout, stderr)
 	case "destination":
 		return runDestination(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "reencrypt":
 		return runReencrypt(ctx, args[1:], stdout, stderr)
 	case "wearables":

@@ -91,6 +91,6 @@ func TestEveryCommandsConfigurationLoadsWithDefaults(t *testing.T) {
 	var cfg workerConfig
 	require.NoError(t, load(context.Background(), &cfg))
 	require.Equal(t, "info", cfg.Base.Log.Level)
-	require.Equal(t, 10*time.Millisecond, cfg.Worker.FetchCooldown)
+	require.Equal(t, 5*time.Millisecond, cfg.Worker.FetchCooldown)
 	require.Equal(t, "https://api.twilio.com", cfg.Twilio.APIBaseURL)
 }

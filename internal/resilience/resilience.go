@@ -69,7 +69,7 @@ type Settings struct {
 	BreakerConsecutiveFailures uint `env:"BREAKER_CONSECUTIVE_FAILURES, default=10"`
 	// MaxConcurrent calls per process; a full bulkhead waits BulkheadWait,
 	// then the job snoozes briefly.
-	MaxConcurrent uint          `env:"MAX_CONCURRENT, default=64"`
+	MaxConcurrent uint          `env:"MAX_CONCURRENT, default=200"`
 	BulkheadWait  time.Duration `env:"BULKHEAD_WAIT, default=2s"`
 	// Retries is the in-call retry budget for idempotent requests (reads,
 	// lookups); non-idempotent ones are never retried in-call.

@@ -8,10 +8,12 @@
 // River's defaults cap one client at about MaxWorkers / FetchCooldown
 // (100 ms) jobs per second while the machine idles (reference/performance.md:
 // 1.0k jobs/s at 100 workers with the default cooldown, 7.9k at 10 ms).
-// FetchCooldown defaults to 10 ms: p50 pickup latency 6 ms instead of 55 ms.
-// FetchPollInterval defaults to 200 ms, which bounds the wait of the last job
-// of a burst (wake-ups are limited to one per cooldown) to about 0.1 s instead
-// of 0.7 s at River's 1 s. Completed jobs are kept one hour: the domain tables
+// FetchCooldown defaults to 5 ms: at 200 jobs/s commit-to-vendor p50/p99
+// went from 7.96/110 ms at 10 ms to 3.35/38.3 ms (switchboard bench
+// --scenarios settings); 2 ms bought nothing more for 2.5× the fetches,
+// because the enqueue path already throttles wake-ups to one per queue per
+// 5 ms. FetchPollInterval defaults to 100 ms: it bounds the few jobs picked
+// up only by polling (a wake-up throttled away), against River's 1 s. Completed jobs are kept one hour: the domain tables
 // hold the durable record, and at volume River's 24 h default grows the job
 // table by tens of GB a day.
 package worker
@@ -44,8 +46,8 @@ type Config struct {
 	Addr   string `env:"WORKER_ADDR, default=:8081"`
 	Queues string `env:"WORKER_QUEUES, default=sms=200,fhir=50,wearables=50,inbound=20,maintenance=5"`
 
-	FetchCooldown     time.Duration `env:"WORKER_FETCH_COOLDOWN, default=10ms"`
-	FetchPollInterval time.Duration `env:"WORKER_FETCH_POLL_INTERVAL, default=200ms"`
+	FetchCooldown     time.Duration `env:"WORKER_FETCH_COOLDOWN, default=5ms"`
+	FetchPollInterval time.Duration `env:"WORKER_FETCH_POLL_INTERVAL, default=100ms"`
 	// DBMaxConns sizes the worker's pgx pool. Workers hold a connection only
 	// for their short transactions, never across a vendor call.
 	DBMaxConns int32 `env:"WORKER_DB_MAX_CONNS, default=50"`
