@@ -71,7 +71,7 @@ func (r *Registry) record(name string, healthy bool, class string, d time.Durati
 }
 
 // observe counts a call that did not reach the destination.
-func (r *Registry) observe(name, class string, _ time.Duration, _ bool) {
+func (r *Registry) observe(name, class string) {
 	callsTotal.WithLabelValues(name, class).Inc()
 }
 

@@ -204,7 +204,7 @@ func (d *Destination) breakers() []circuitbreaker.CircuitBreaker[any] {
 // *UnavailableError when fn was not run.
 func (d *Destination) Call(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
 	if err := d.Ready(); err != nil {
-		d.health.observe(d.name, "unavailable", 0, false)
+		d.health.observe(d.name, "unavailable")
 		return err
 	}
 	exec := d.exec
@@ -223,7 +223,7 @@ func (d *Destination) Call(ctx context.Context, idempotent bool, fn func(context
 		return fnErr
 	})
 	if !ran {
-		d.health.observe(d.name, "unavailable", time.Since(start), false)
+		d.health.observe(d.name, "unavailable")
 		switch {
 		case errors.Is(err, bulkhead.ErrFull):
 			return &UnavailableError{Destination: d.name, Reason: ReasonBusy, RetryAfter: jitter(time.Second)}

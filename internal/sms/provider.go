@@ -31,6 +31,16 @@ type Reserver interface {
 	Reserve(ctx context.Context, maxWait time.Duration) (wait time.Duration, booked bool, err error)
 }
 
+// findProvider returns the provider named name among providers.
+func findProvider(providers []Provider, name string) (Provider, bool) {
+	for _, p := range providers {
+		if p.Name() == name {
+			return p, true
+		}
+	}
+	return Provider{}, false
+}
+
 // Name is the provider's name.
 func (p Provider) Name() string { return p.Sender.Provider() }
 

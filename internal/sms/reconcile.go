@@ -76,7 +76,7 @@ func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[jobs.SMSRecon
 		if m.Provider == nil || m.ProviderMessageID == nil || skip[*m.Provider] {
 			continue
 		}
-		prov, ok := w.find(*m.Provider)
+		prov, ok := findProvider(w.providers, *m.Provider)
 		fetcher, canFetch := prov.Sender.(ReportFetcher)
 		if !ok || !canFetch {
 			skip[*m.Provider] = true
@@ -114,13 +114,4 @@ func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[jobs.SMSRecon
 		w.logger.InfoContext(ctx, "reconciled message statuses", slog.Int("messages", applied))
 	}
 	return nil
-}
-
-func (w *ReconcileWorker) find(name string) (Provider, bool) {
-	for _, p := range w.providers {
-		if p.Name() == name {
-			return p, true
-		}
-	}
-	return Provider{}, false
 }

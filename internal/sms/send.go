@@ -288,7 +288,7 @@ func validNumber(e164 string) bool {
 // the message. It reports ended when the job is finished (adopted, or the
 // message expired or was opted out meanwhile); otherwise sending may go on.
 func (w *SendWorker) reconcile(ctx context.Context, job *river.Job[jobs.SMSSendArgs], p plan) (bool, error) {
-	prov, ok := w.provider(p.unresolved.Provider)
+	prov, ok := findProvider(w.providers, p.unresolved.Provider)
 	if !ok {
 		// Never resend without an answer: an operator must bring the
 		// provider back or settle the message.
@@ -337,15 +337,6 @@ func (w *SendWorker) reconcile(ctx context.Context, job *river.Job[jobs.SMSSendA
 		return w.complete(ctx, tx, job)
 	})
 	return ended, err
-}
-
-func (w *SendWorker) provider(name string) (Provider, bool) {
-	for _, p := range w.providers {
-		if p.Name() == name {
-			return p, true
-		}
-	}
-	return Provider{}, false
 }
 
 // outbound is m as sent through prov: with prov's status callback URL.

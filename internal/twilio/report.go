@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 
 	"github.com/switchboard-health/switchboard/internal/sms"
 )
@@ -62,14 +63,16 @@ func report(sid, word, code string) sms.Report {
 		Status:            statusMap[word],
 		ErrorCode:         code,
 	}
+	// A failed or undelivered report carries the same codes a send can
+	// answer: the reason comes from the one classification table.
 	if r.ErrorCode != "" && (r.Status == sms.StatusFailed || r.Status == sms.StatusUndelivered) {
-		switch r.ErrorCode {
-		case "21610":
-			r.Status, r.Reason, r.OptedOut = sms.StatusBlockedOptedOut, sms.ReasonOptedOut, true
-		case "21211", "21614", "30005", "30006":
-			r.Reason = sms.ReasonInvalidNumber
-		case "30003", "30004":
-			r.Reason = sms.ReasonUnreachable
+		if n, err := strconv.Atoi(r.ErrorCode); err == nil {
+			if rule, ok := codeRules[n]; ok && rule.class == sms.ClassRecipient {
+				r.Reason = rule.reason
+			}
+		}
+		if r.Reason == sms.ReasonOptedOut {
+			r.Status, r.OptedOut = sms.StatusBlockedOptedOut, true
 		}
 	}
 	return r
