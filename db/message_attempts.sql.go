@@ -36,35 +36,6 @@ func (q *Queries) AttemptFinish(ctx context.Context, db DBTX, arg AttemptFinishP
 	return err
 }
 
-const attemptLatestUnresolved = `-- name: AttemptLatestUnresolved :one
-SELECT id, message_id, provider, job_id, job_attempt, started_at, finished_at, outcome, provider_message_id, http_status, error_code FROM switchboard.message_attempts
-WHERE message_id = $1 AND (outcome IS NULL OR outcome = 'ambiguous')
-ORDER BY id DESC
-LIMIT 1
-`
-
-// The newest attempt whose request may have been accepted without our
-// knowing: in flight (no outcome) or ambiguous. Such an attempt is
-// reconciled with the provider before anything is sent again.
-func (q *Queries) AttemptLatestUnresolved(ctx context.Context, db DBTX, messageID int64) (MessageAttempt, error) {
-	row := db.QueryRow(ctx, attemptLatestUnresolved, messageID)
-	var i MessageAttempt
-	err := row.Scan(
-		&i.ID,
-		&i.MessageID,
-		&i.Provider,
-		&i.JobID,
-		&i.JobAttempt,
-		&i.StartedAt,
-		&i.FinishedAt,
-		&i.Outcome,
-		&i.ProviderMessageID,
-		&i.HttpStatus,
-		&i.ErrorCode,
-	)
-	return i, err
-}
-
 const attemptListByMessage = `-- name: AttemptListByMessage :many
 SELECT id, message_id, provider, job_id, job_attempt, started_at, finished_at, outcome, provider_message_id, http_status, error_code FROM switchboard.message_attempts WHERE message_id = $1 ORDER BY id
 `
@@ -120,40 +91,127 @@ func (q *Queries) AttemptResolveAll(ctx context.Context, db DBTX, arg AttemptRes
 	return err
 }
 
-const attemptStart = `-- name: AttemptStart :one
+const attemptsAccept = `-- name: AttemptsAccept :exec
+UPDATE switchboard.message_attempts a
+SET outcome = 'accepted', finished_at = now(), provider_message_id = s.provider_message_id
+FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::text[]) AS provider_message_id) AS s
+WHERE a.id = s.id
+`
+
+type AttemptsAcceptParams struct {
+	Ids                []int64
+	ProviderMessageIds []string
+}
+
+// The providers accepted these attempts.
+func (q *Queries) AttemptsAccept(ctx context.Context, db DBTX, arg AttemptsAcceptParams) error {
+	_, err := db.Exec(ctx, attemptsAccept, arg.Ids, arg.ProviderMessageIds)
+	return err
+}
+
+const attemptsLatestUnresolved = `-- name: AttemptsLatestUnresolved :many
+SELECT DISTINCT ON (message_id) id, message_id, provider, job_id, job_attempt, started_at, finished_at, outcome, provider_message_id, http_status, error_code FROM switchboard.message_attempts
+WHERE message_id = ANY ($1::bigint[]) AND (outcome IS NULL OR outcome = 'ambiguous')
+ORDER BY message_id, id DESC
+`
+
+// The newest attempt of each message whose request may have been accepted
+// without our knowing: in flight (no outcome) or ambiguous. Such an attempt
+// is reconciled with the provider before anything is sent again.
+func (q *Queries) AttemptsLatestUnresolved(ctx context.Context, db DBTX, messageIds []int64) ([]MessageAttempt, error) {
+	rows, err := db.Query(ctx, attemptsLatestUnresolved, messageIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []MessageAttempt
+	for rows.Next() {
+		var i MessageAttempt
+		if err := rows.Scan(
+			&i.ID,
+			&i.MessageID,
+			&i.Provider,
+			&i.JobID,
+			&i.JobAttempt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.Outcome,
+			&i.ProviderMessageID,
+			&i.HttpStatus,
+			&i.ErrorCode,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const attemptsStart = `-- name: AttemptsStart :many
+WITH s AS (
+    SELECT unnest($1::bigint[]) AS message_id, unnest($2::text[]) AS provider,
+           unnest($3::bigint[]) AS job_id, unnest($4::integer[]) AS job_attempt,
+           unnest($5::integer[]) AS segments, unnest($6::text[]) AS encoding
+), marked AS (
+    UPDATE switchboard.messages m
+    SET status = 'sending', provider = s.provider, segments = s.segments, encoding = s.encoding, updated_at = now()
+    FROM s WHERE m.id = s.message_id
+    RETURNING m.id
+)
 INSERT INTO switchboard.message_attempts (message_id, provider, job_id, job_attempt)
-VALUES ($1, $2, $3, $4)
+SELECT s.message_id, s.provider, s.job_id, s.job_attempt FROM s JOIN marked ON marked.id = s.message_id
 RETURNING id, message_id, provider, job_id, job_attempt, started_at, finished_at, outcome, provider_message_id, http_status, error_code
 `
 
-type AttemptStartParams struct {
-	MessageID  int64
-	Provider   string
-	JobID      *int64
-	JobAttempt *int32
+type AttemptsStartParams struct {
+	MessageIds  []int64
+	Providers   []string
+	JobIds      []int64
+	JobAttempts []int32
+	Segments    []int32
+	Encodings   []string
 }
 
-// Written and committed before the request leaves.
-func (q *Queries) AttemptStart(ctx context.Context, db DBTX, arg AttemptStartParams) (MessageAttempt, error) {
-	row := db.QueryRow(ctx, attemptStart,
-		arg.MessageID,
-		arg.Provider,
-		arg.JobID,
-		arg.JobAttempt,
+// Before the requests leave, in one statement: the messages are being sent
+// through their providers, and each attempt is recorded.
+func (q *Queries) AttemptsStart(ctx context.Context, db DBTX, arg AttemptsStartParams) ([]MessageAttempt, error) {
+	rows, err := db.Query(ctx, attemptsStart,
+		arg.MessageIds,
+		arg.Providers,
+		arg.JobIds,
+		arg.JobAttempts,
+		arg.Segments,
+		arg.Encodings,
 	)
-	var i MessageAttempt
-	err := row.Scan(
-		&i.ID,
-		&i.MessageID,
-		&i.Provider,
-		&i.JobID,
-		&i.JobAttempt,
-		&i.StartedAt,
-		&i.FinishedAt,
-		&i.Outcome,
-		&i.ProviderMessageID,
-		&i.HttpStatus,
-		&i.ErrorCode,
-	)
-	return i, err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []MessageAttempt
+	for rows.Next() {
+		var i MessageAttempt
+		if err := rows.Scan(
+			&i.ID,
+			&i.MessageID,
+			&i.Provider,
+			&i.JobID,
+			&i.JobAttempt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.Outcome,
+			&i.ProviderMessageID,
+			&i.HttpStatus,
+			&i.ErrorCode,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

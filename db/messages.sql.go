@@ -10,32 +10,6 @@ import (
 	"time"
 )
 
-const messageAccept = `-- name: MessageAccept :exec
-UPDATE switchboard.messages
-SET provider = $1, provider_message_id = $2,
-    segments = coalesce($3, segments),
-    status = CASE WHEN status IN ('queued', 'sending') THEN 'sending' ELSE status END,
-    accepted_at = now(), updated_at = now()
-WHERE id = $4
-`
-
-type MessageAcceptParams struct {
-	Provider          *string
-	ProviderMessageID *string
-	Segments          *int32
-	ID                int64
-}
-
-func (q *Queries) MessageAccept(ctx context.Context, db DBTX, arg MessageAcceptParams) error {
-	_, err := db.Exec(ctx, messageAccept,
-		arg.Provider,
-		arg.ProviderMessageID,
-		arg.Segments,
-		arg.ID,
-	)
-	return err
-}
-
 const messageAdvance = `-- name: MessageAdvance :one
 UPDATE switchboard.messages
 SET status = $1,
@@ -227,43 +201,6 @@ func (q *Queries) MessageGetByProviderID(ctx context.Context, db DBTX, arg Messa
 	return i, err
 }
 
-const messageGetForUpdate = `-- name: MessageGetForUpdate :one
-SELECT id, idempotency_key, content_hash, to_e164, body, patient_ref, status, provider, provider_message_id, error_code, error_reason, segments, not_before, not_after, job_id, created_at, updated_at, accepted_at, final_at, body_erased_at, purpose, encoding, time_zone, reconciled_at FROM switchboard.messages WHERE id = $1 FOR UPDATE
-`
-
-// Locks the message while a worker decides what to do with it.
-func (q *Queries) MessageGetForUpdate(ctx context.Context, db DBTX, id int64) (Message, error) {
-	row := db.QueryRow(ctx, messageGetForUpdate, id)
-	var i Message
-	err := row.Scan(
-		&i.ID,
-		&i.IdempotencyKey,
-		&i.ContentHash,
-		&i.ToE164,
-		&i.Body,
-		&i.PatientRef,
-		&i.Status,
-		&i.Provider,
-		&i.ProviderMessageID,
-		&i.ErrorCode,
-		&i.ErrorReason,
-		&i.Segments,
-		&i.NotBefore,
-		&i.NotAfter,
-		&i.JobID,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.AcceptedAt,
-		&i.FinalAt,
-		&i.BodyErasedAt,
-		&i.Purpose,
-		&i.Encoding,
-		&i.TimeZone,
-		&i.ReconciledAt,
-	)
-	return i, err
-}
-
 const messageListUnfinished = `-- name: MessageListUnfinished :many
 SELECT id, provider, provider_message_id, status FROM switchboard.messages
 WHERE provider_message_id IS NOT NULL AND status IN ('sending', 'sent')
@@ -328,29 +265,6 @@ func (q *Queries) MessageMarkReconciled(ctx context.Context, db DBTX, id int64) 
 	return err
 }
 
-const messageMarkSending = `-- name: MessageMarkSending :exec
-UPDATE switchboard.messages
-SET status = 'sending', provider = $1, segments = $2, encoding = $3, updated_at = now()
-WHERE id = $4
-`
-
-type MessageMarkSendingParams struct {
-	Provider *string
-	Segments *int32
-	Encoding *string
-	ID       int64
-}
-
-func (q *Queries) MessageMarkSending(ctx context.Context, db DBTX, arg MessageMarkSendingParams) error {
-	_, err := db.Exec(ctx, messageMarkSending,
-		arg.Provider,
-		arg.Segments,
-		arg.Encoding,
-		arg.ID,
-	)
-	return err
-}
-
 const messageRequeue = `-- name: MessageRequeue :exec
 UPDATE switchboard.messages
 SET status = 'queued', updated_at = now()
@@ -375,4 +289,98 @@ type MessageSetPurposeParams struct {
 func (q *Queries) MessageSetPurpose(ctx context.Context, db DBTX, arg MessageSetPurposeParams) error {
 	_, err := db.Exec(ctx, messageSetPurpose, arg.Purpose, arg.ID)
 	return err
+}
+
+const messagesAccept = `-- name: MessagesAccept :exec
+UPDATE switchboard.messages m
+SET provider = s.provider, provider_message_id = s.provider_message_id,
+    segments = coalesce(nullif(s.segments, 0), m.segments),
+    status = CASE WHEN m.status IN ('queued', 'sending') THEN 'sending' ELSE m.status END,
+    accepted_at = now(), updated_at = now()
+FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::text[]) AS provider,
+             unnest($3::text[]) AS provider_message_id, unnest($4::integer[]) AS segments) AS s
+WHERE m.id = s.id
+`
+
+type MessagesAcceptParams struct {
+	Ids                []int64
+	Providers          []string
+	ProviderMessageIds []string
+	Segments           []int32
+}
+
+// Records the providers' ids; a segment count of 0 keeps the one computed
+// before sending.
+func (q *Queries) MessagesAccept(ctx context.Context, db DBTX, arg MessagesAcceptParams) error {
+	_, err := db.Exec(ctx, messagesAccept,
+		arg.Ids,
+		arg.Providers,
+		arg.ProviderMessageIds,
+		arg.Segments,
+	)
+	return err
+}
+
+const messagesForSend = `-- name: MessagesForSend :many
+SELECT m.id, m.idempotency_key, m.content_hash, m.to_e164, m.body, m.patient_ref, m.status, m.provider, m.provider_message_id, m.error_code, m.error_reason, m.segments, m.not_before, m.not_after, m.job_id, m.created_at, m.updated_at, m.accepted_at, m.final_at, m.body_erased_at, m.purpose, m.encoding, m.time_zone, m.reconciled_at,
+       EXISTS (SELECT FROM switchboard.sms_consent c WHERE c.phone_e164 = m.to_e164 AND c.opted_out) AS opted_out
+FROM switchboard.messages m
+WHERE m.id = ANY ($1::bigint[])
+ORDER BY m.id
+FOR UPDATE OF m
+`
+
+type MessagesForSendRow struct {
+	Message  Message
+	OptedOut bool
+}
+
+// Locks the messages a worker (or a batch of them) decides on, in id order
+// as every writer of several messages takes them, with whether the
+// recipient opted out. Their attempts must be read by a later statement:
+// this one's snapshot predates the wait for a lock.
+func (q *Queries) MessagesForSend(ctx context.Context, db DBTX, ids []int64) ([]MessagesForSendRow, error) {
+	rows, err := db.Query(ctx, messagesForSend, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []MessagesForSendRow
+	for rows.Next() {
+		var i MessagesForSendRow
+		if err := rows.Scan(
+			&i.Message.ID,
+			&i.Message.IdempotencyKey,
+			&i.Message.ContentHash,
+			&i.Message.ToE164,
+			&i.Message.Body,
+			&i.Message.PatientRef,
+			&i.Message.Status,
+			&i.Message.Provider,
+			&i.Message.ProviderMessageID,
+			&i.Message.ErrorCode,
+			&i.Message.ErrorReason,
+			&i.Message.Segments,
+			&i.Message.NotBefore,
+			&i.Message.NotAfter,
+			&i.Message.JobID,
+			&i.Message.CreatedAt,
+			&i.Message.UpdatedAt,
+			&i.Message.AcceptedAt,
+			&i.Message.FinalAt,
+			&i.Message.BodyErasedAt,
+			&i.Message.Purpose,
+			&i.Message.Encoding,
+			&i.Message.TimeZone,
+			&i.Message.ReconciledAt,
+			&i.OptedOut,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -1,7 +1,3 @@
--- name: MessageGetForUpdate :one
--- Locks the message while a worker decides what to do with it.
-SELECT * FROM switchboard.messages WHERE id = @id FOR UPDATE;
-
 -- name: MessageGet :one
 SELECT * FROM switchboard.messages WHERE id = @id;
 
@@ -10,10 +6,18 @@ SELECT * FROM switchboard.messages
 WHERE provider = @provider AND provider_message_id = @provider_message_id
 FOR UPDATE;
 
--- name: MessageMarkSending :exec
-UPDATE switchboard.messages
-SET status = 'sending', provider = @provider, segments = @segments, encoding = @encoding, updated_at = now()
-WHERE id = @id;
+-- name: MessagesForSend :many
+-- Locks the messages a worker (or a batch of them) decides on, in id order
+-- as every writer of several messages takes them, with whether the
+-- recipient opted out. Their attempts must be read by a later statement:
+-- this one's snapshot predates the wait for a lock.
+SELECT sqlc.embed(m),
+       EXISTS (SELECT FROM switchboard.sms_consent c WHERE c.phone_e164 = m.to_e164 AND c.opted_out) AS opted_out
+FROM switchboard.messages m
+WHERE m.id = ANY (@ids::bigint[])
+ORDER BY m.id
+FOR UPDATE OF m;
+
 
 -- name: MessageRequeue :exec
 -- A provider provably did not accept the attempt: the message waits again.
@@ -21,13 +25,17 @@ UPDATE switchboard.messages
 SET status = 'queued', updated_at = now()
 WHERE id = @id AND status = 'sending' AND provider_message_id IS NULL;
 
--- name: MessageAccept :exec
-UPDATE switchboard.messages
-SET provider = @provider, provider_message_id = @provider_message_id,
-    segments = coalesce(sqlc.narg(segments), segments),
-    status = CASE WHEN status IN ('queued', 'sending') THEN 'sending' ELSE status END,
+-- name: MessagesAccept :exec
+-- Records the providers' ids; a segment count of 0 keeps the one computed
+-- before sending.
+UPDATE switchboard.messages m
+SET provider = s.provider, provider_message_id = s.provider_message_id,
+    segments = coalesce(nullif(s.segments, 0), m.segments),
+    status = CASE WHEN m.status IN ('queued', 'sending') THEN 'sending' ELSE m.status END,
     accepted_at = now(), updated_at = now()
-WHERE id = @id;
+FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@providers::text[]) AS provider,
+             unnest(@provider_message_ids::text[]) AS provider_message_id, unnest(@segments::integer[]) AS segments) AS s
+WHERE m.id = s.id;
 
 -- name: MessageFinish :exec
 -- Ends a message with a final status, its reason and provider code.

@@ -61,7 +61,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		messages    = fs.Int("messages", 10000, "e2e: pre-inserted messages for the zero-latency provider")
 		wakeups     = fs.Bool("wakeup-cases", true, "e2e: also measure the wake-up designs not chosen (poll only, NOTIFY every transaction)")
 		wakeupRate  = fs.Int("wakeup-rate", 200, "e2e: offered load of the wake-up design cases, messages per second")
-		prototype   = fs.Bool("prototype", true, "e2e: also measure the batched result path prototype (not Switchboard's worker)")
+		unshared    = fs.Bool("unshared", true, "e2e: also measure the send path with SMS_BATCH_SIZE=1 (every job its own transactions)")
 		provLatency = fs.Duration("provider-latency", 100*time.Millisecond, "e2e, scaleout: the slow provider's latency")
 		slowWorkers = fs.String("slow-workers", "25,50", "e2e: sms MaxWorkers of each slow-provider case")
 		slowMsgs    = fs.Int("slow-messages", 0, "e2e: messages sent through the slow provider (default: about 8 s of work)")
@@ -105,7 +105,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Workers:      *workers,
 		Enqueue:      bench.EnqueueConfig{Slice: *slice, Rounds: *rounds, Ablations: *ablations},
 		E2E: bench.E2EConfig{
-			NoopJobs: *noopJobs, Messages: *messages, Rate: *rate, LatencyDuration: *latencyDur, WakeupCases: *wakeups, WakeupRate: *wakeupRate, Prototype: *prototype,
+			NoopJobs: *noopJobs, Messages: *messages, Rate: *rate, LatencyDuration: *latencyDur, WakeupCases: *wakeups, WakeupRate: *wakeupRate, Unshared: *unshared,
 			ProviderLatency: *provLatency, SlowMessages: *slowMsgs,
 		},
 		ScaleOut:     bench.ScaleOutConfig{WorkersPerProcess: *procWorkers, ProviderLatency: *provLatency, Duration: *scaleDur},
@@ -191,6 +191,9 @@ func benchSMSWorker(base workerConfig, logger *slog.Logger) bench.NewSMSWorker {
 		cfg.Twilio.MessagingServiceSID = ""
 		cfg.Twilio.APIBaseURL = c.Twilio.APIBaseURL
 		cfg.SMS.PublicBaseURL = c.PublicBaseURL
+		if c.BatchSize > 0 {
+			cfg.SMS.BatchSize = c.BatchSize
+		}
 		if !userSet && c.MaxConcurrent > 0 {
 			if err := os.Setenv(concurrencyVar, strconv.Itoa(c.MaxConcurrent)); err != nil {
 				return nil, err

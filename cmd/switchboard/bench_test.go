@@ -77,7 +77,7 @@ func TestBench(t *testing.T) {
 				require.Regexp(t, `(^|\s)0 sent twice at the provider`, res.Note, res.Case)
 			}
 		}
-		require.Equal(t, 5, sent, "drain, latency, prototype drain and latency, slow provider")
+		require.Equal(t, 5, sent, "drain, latency, unshared drain and latency, slow provider")
 		require.NotEmpty(t, r.Targets)
 	})
 }

@@ -103,6 +103,8 @@ type SMSWorkerConfig struct {
 	// PublicBaseURL makes every send carry a status callback URL with the
 	// message id, which is how the sandbox side tells messages apart.
 	PublicBaseURL string
+	// BatchSize overrides SMS_BATCH_SIZE when positive.
+	BatchSize int
 }
 
 // TwilioConfig points the Twilio adapter at the bench's sandbox.

@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,49 +48,6 @@ func TestMessageID(t *testing.T) {
 	require.EqualValues(t, 4242, id)
 	_, ok = messageID([]byte("To=%2B12015550100&Body=x"))
 	require.False(t, ok)
-}
-
-func TestBatcherSharesTransactions(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var (
-		mu      sync.Mutex
-		batches []int
-	)
-	b := newBatcher(func(_ context.Context, reqs []int) ([]int, error) {
-		mu.Lock()
-		batches = append(batches, len(reqs))
-		mu.Unlock()
-		time.Sleep(5 * time.Millisecond) // a commit
-		out := make([]int, len(reqs))
-		for i, r := range reqs {
-			out[i] = r * 2
-		}
-		return out, nil
-	})
-	go b.loop(ctx, 64)
-
-	var wg sync.WaitGroup
-	for i := range 200 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got, err := b.do(ctx, i)
-			require.NoError(t, err)
-			require.Equal(t, 2*i, got, "every caller gets its own answer")
-		}()
-	}
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	total := 0
-	for _, n := range batches {
-		require.LessOrEqual(t, n, 64)
-		total += n
-	}
-	require.Equal(t, 200, total)
-	require.Less(t, len(batches), 200, "concurrent callers shared batches")
 }
 
 func TestWithDatabase(t *testing.T) {

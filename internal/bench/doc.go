@@ -33,8 +33,10 @@
 // pre-inserted messages into the sandbox Twilio; commit-to-provider latency
 // at an offered load (500/s) next to River's no-op commit-to-Work latency;
 // the wake-up designs at a load the send path takes without queueing; and
-// the slow (100 ms) provider. It also measures a prototype of a batched
-// result path (batched.go), which Switchboard does not use.
+// the slow (100 ms) provider. It also measures the send path with
+// SMS_BATCH_SIZE=1 (every job its own transactions, the design before
+// shared transactions) and River with a provider call and no bookkeeping
+// (callonly.go), the ceiling any bookkeeping is measured under.
 //
 // scaleout: 1, 2 and 3 `switchboard worker` processes (this binary) on one
 // database with the 100 ms sandbox served by the bench; throughput, peak

@@ -36,6 +36,15 @@ func (e *env) workerSettings(queue string, workers int, poll time.Duration) work
 // startSMS starts the production sms worker (cmd/switchboard's wiring) on
 // its own pool, sending through p.
 func startSMS(ctx context.Context, e *env, p *provider, workers int, poll time.Duration) (*running, error) {
+	return startSMSBatch(ctx, e, p, workers, poll, 0)
+}
+
+// startSMSUnshared is startSMS with SMS_BATCH_SIZE=1.
+func startSMSUnshared(ctx context.Context, e *env, p *provider, workers int, poll time.Duration) (*running, error) {
+	return startSMSBatch(ctx, e, p, workers, poll, 1)
+}
+
+func startSMSBatch(ctx context.Context, e *env, p *provider, workers int, poll time.Duration, batchSize int) (*running, error) {
 	if e.cfg.NewSMSWorker == nil {
 		return nil, fmt.Errorf("no sms worker wiring was given")
 	}
@@ -45,7 +54,7 @@ func startSMS(ctx context.Context, e *env, p *provider, workers int, poll time.D
 		return nil, err
 	}
 	sw, err := e.cfg.NewSMSWorker(ctx, pool, SMSWorkerConfig{
-		Worker: wcfg, MaxConcurrent: workers, Twilio: p.twilio(), PublicBaseURL: callbackBase,
+		Worker: wcfg, MaxConcurrent: workers, Twilio: p.twilio(), PublicBaseURL: callbackBase, BatchSize: batchSize,
 	})
 	if err != nil {
 		pool.Close()

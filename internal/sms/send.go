@@ -1,12 +1,14 @@
 package sms
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +38,11 @@ type Config struct {
 	// QuietHours ("21:00-08:00", local to the message's time_zone) holds app
 	// messages until the window ends; empty disables.
 	QuietHours QuietHours `env:"SMS_QUIET_HOURS"`
+	// BatchSize is how many concurrently running sms_send jobs may share
+	// one transaction to claim their messages, and one to record what the
+	// provider accepted (default 256). 1 gives every job transactions of
+	// its own.
+	BatchSize int `env:"SMS_BATCH_SIZE, default=256"`
 	// UnavailableLimit is job_kinds.unavailable_limit of sms_send, set by
 	// NewSendWorker.
 	UnavailableLimit time.Duration
@@ -50,6 +57,8 @@ type SendWorker struct {
 	providers []Provider
 	logger    *slog.Logger
 	q         *db.Queries
+	claims    *group[claimReq, claim]
+	accepts   *group[acceptReq, struct{}]
 }
 
 // SendDeps are what a SendWorker calls.
@@ -70,7 +79,13 @@ func NewSendWorker(cfg Config, pool *pgxpool.Pool, deps SendDeps, logger *slog.L
 	if deps.UnavailableLimit > 0 {
 		cfg.UnavailableLimit = deps.UnavailableLimit
 	}
-	return &SendWorker{cfg: cfg, pool: pool, providers: deps.Providers, logger: logger, q: db.New()}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 256
+	}
+	w := &SendWorker{cfg: cfg, pool: pool, providers: deps.Providers, logger: logger, q: db.New()}
+	w.claims = newGroup(cfg.BatchSize, w.claimBatch)
+	w.accepts = newGroup(cfg.BatchSize, w.acceptBatch)
+	return w
 }
 
 // Timeout bounds one run of the job.
@@ -117,6 +132,83 @@ const metadataSlot = "ratelimit_slot"
 
 // Work sends one message. See the package documentation for the outcomes.
 func (w *SendWorker) Work(ctx context.Context, job *river.Job[jobs.SMSSendArgs]) error {
+	if handled, err := w.workShared(ctx, job); handled {
+		return err
+	}
+	return w.work(ctx, job, 0, nil)
+}
+
+// workShared is the common case in shared transactions: the first provider
+// is ready, the message is queued and nothing stands in its way. It claims
+// the message together with other jobs' (one commit, before any request
+// leaves), sends it, and records the provider's id together with other
+// jobs' results; Work returns only after that committed, and River then
+// completes the job. A job whose completion is lost runs again and finds
+// the provider id (prepare), so the provider is never called twice; a lost
+// result batch leaves the attempt unresolved, which the next run reconciles
+// with the provider before sending — as after a crash. handled is false
+// when nothing was written and the per-job path must decide.
+func (w *SendWorker) workShared(ctx context.Context, job *river.Job[jobs.SMSSendArgs]) (handled bool, err error) {
+	if len(w.providers) == 0 {
+		return false, nil
+	}
+	prov := w.providers[0]
+	if prov.ready(ctx) != nil {
+		return false, nil
+	}
+	// The slot is taken before the claim, so a claimed message is never
+	// undone for the rate limit. A message the claim passes over (expired,
+	// opted out, quiet hours, to be reconciled) has then used a slot.
+	if wait, err := w.slot(ctx, job, prov); err != nil || wait > 0 {
+		if err != nil {
+			return true, err
+		}
+		return true, river.JobSnooze(wait)
+	}
+	c, err := w.claims.do(ctx, claimReq{messageID: job.Args.MessageID, jobID: job.ID, jobAttempt: job.Attempt, provider: prov.Name()})
+	if err != nil {
+		if ctx.Err() != nil {
+			// The claim may yet commit: the next run finds its attempt.
+			return true, fmt.Errorf("error claiming message: %w", err)
+		}
+		w.logger.WarnContext(ctx, "shared claim failed; deciding alone", slog.Int64("message_id", job.Args.MessageID), slog.Any("error", err))
+		return false, nil
+	}
+	if !c.ok {
+		return false, nil
+	}
+	var acc Accepted
+	sendErr := prov.call(ctx, false, func(ctx context.Context) error {
+		var err error
+		acc, err = prov.Sender.Send(ctx, w.outbound(c.plan.out, prov))
+		return err
+	})
+	if sendErr == nil {
+		if _, err := w.accepts.do(ctx, acceptReq{attemptID: c.att.ID, messageID: job.Args.MessageID, provider: prov.Name(), acc: acc}); err != nil {
+			return true, fmt.Errorf("error recording provider id: %w", err)
+		}
+		return true, nil
+	}
+	se := AsSendError(prov.Name(), sendErr)
+	if failoverAllowed(se.Class) && len(w.providers) > 1 {
+		if err := w.notAccepted(ctx, job, c.att, se); err != nil {
+			return true, err
+		}
+		w.logFailover(ctx, job, prov, se)
+		return true, w.work(ctx, job, 1, se)
+	}
+	return true, w.failed(ctx, job, c.att, se)
+}
+
+func (w *SendWorker) logFailover(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, se *SendError) {
+	w.logger.InfoContext(ctx, "failing over to the next provider",
+		slog.Int64("message_id", job.Args.MessageID), slog.String("vendor", prov.Name()), slog.String("class", string(se.Class)))
+}
+
+// work is the per-job path: decide alone, reconcile if needed, then try
+// the providers from index from on. last is the failure of a provider
+// already tried in this run.
+func (w *SendWorker) work(ctx context.Context, job *river.Job[jobs.SMSSendArgs], from int, last *SendError) error {
 	p, err := w.prepare(ctx, job)
 	if errors.Is(err, errDone) {
 		return nil
@@ -134,8 +226,8 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[jobs.SMSSendArgs])
 	// Try the providers in order. Failover happens only when a provider
 	// provably did not accept the message and the failure is the
 	// provider's, never the recipient's (that would be final everywhere).
-	var last *SendError
-	for i, prov := range w.providers {
+	for i := from; i < len(w.providers); i++ {
+		prov := w.providers[i]
 		if err := prov.ready(ctx); err != nil {
 			last = AsSendError(prov.Name(), err)
 			continue
@@ -164,8 +256,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[jobs.SMSSendArgs])
 			if err := w.notAccepted(ctx, job, att, se); err != nil {
 				return err
 			}
-			w.logger.InfoContext(ctx, "failing over to the next provider",
-				slog.Int64("message_id", job.Args.MessageID), slog.String("vendor", prov.Name()), slog.String("class", string(se.Class)))
+			w.logFailover(ctx, job, prov, se)
 			last = se
 			continue
 		}
@@ -178,96 +269,158 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[jobs.SMSSendArgs])
 	return w.exhausted(ctx, job, last)
 }
 
-// prepare locks the message and decides whether it is to be sent. It returns
-// errDone when the job has been completed (message final, already accepted,
-// cancelled, expired, invalid or opted out), and the newest unresolved
-// attempt when its provider must be asked before anything is sent.
+// sendState is what deciding about one message reads, under its lock.
+type sendState struct {
+	msg        db.Message
+	optedOut   bool               // its recipient opted out
+	unresolved *db.MessageAttempt // its newest attempt without a known outcome
+}
+
+// loadForSend locks the messages of ids (in id order) and reads what
+// deciding about them needs. Attempts are read after the lock is held, by a
+// statement of their own: a job that waited for the lock must see the
+// attempt the job before it committed.
+func (w *SendWorker) loadForSend(ctx context.Context, tx pgx.Tx, ids []int64) (map[int64]sendState, error) {
+	rows, err := w.q.MessagesForSend(ctx, tx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("error loading messages: %w", err)
+	}
+	out := make(map[int64]sendState, len(rows))
+	for _, r := range rows {
+		out[r.Message.ID] = sendState{msg: r.Message, optedOut: r.OptedOut}
+	}
+	if len(rows) == 0 {
+		return out, nil
+	}
+	atts, err := w.q.AttemptsLatestUnresolved(ctx, tx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("error loading attempts: %w", err)
+	}
+	for i := range atts {
+		st := out[atts[i].MessageID]
+		st.unresolved = &atts[i]
+		out[atts[i].MessageID] = st
+	}
+	return out, nil
+}
+
+// decision is what is to be done with a message.
+type decision int
+
+const (
+	decideSend     decision = iota // send it (after reconciling plan.unresolved, if set)
+	decideComplete                 // nothing to do: it is final or accepted
+	decideEnd                      // end it with verdict.status and reason
+	decideSnooze                   // look again after verdict.wait
+	decideCancel                   // an operator must act: verdict.err
+)
+
+type verdict struct {
+	decision decision
+	status   Status
+	reason   string
+	wait     time.Duration
+	err      error
+}
+
+// decide is the send decision about a message, the same for a job deciding
+// alone and for a shared claim.
+func (w *SendWorker) decide(st sendState, now time.Time) (plan, verdict) {
+	var p plan
+	msg := st.msg
+	// A re-run never calls a provider for a message it already has.
+	if msg.ProviderMessageID != nil || isFinal(msg.Status) {
+		return p, verdict{decision: decideComplete}
+	}
+	queued := msg.Status == string(StatusQueued)
+	p.expired = msg.NotAfter != nil && !now.Before(*msg.NotAfter)
+	if p.expired && queued {
+		return p, verdict{decision: decideEnd, status: StatusExpired, reason: ReasonExpired}
+	}
+	if msg.NotBefore != nil && now.Before(*msg.NotBefore) {
+		return p, verdict{decision: decideSnooze, wait: msg.NotBefore.Sub(now)}
+	}
+	if !validNumber(msg.ToE164) && queued {
+		return p, verdict{decision: decideEnd, status: StatusFailed, reason: ReasonInvalidNumber}
+	}
+	// HELP answers reach opted-out numbers; nothing else does.
+	p.optedOut = st.optedOut && msg.Purpose != "help"
+	if p.optedOut && queued {
+		return p, verdict{decision: decideEnd, status: StatusBlockedOptedOut, reason: ReasonOptedOut}
+	}
+	if msg.Purpose == "app" && msg.TimeZone != nil && queued {
+		if loc, err := time.LoadLocation(*msg.TimeZone); err == nil {
+			if until := w.cfg.QuietHours.Until(now, loc); until.After(now) {
+				if msg.NotAfter != nil && !until.Before(*msg.NotAfter) {
+					// The window ends after the message's deadline:
+					// wake at the deadline, which expires it.
+					until = *msg.NotAfter
+				}
+				return p, verdict{decision: decideSnooze, wait: until.Sub(now)}
+			}
+		}
+	}
+	if msg.Body == nil {
+		return p, verdict{decision: decideCancel, err: fmt.Errorf("message %d has no body (erased by retention)", msg.ID)}
+	}
+	if att := st.unresolved; att != nil {
+		if att.Outcome == nil && now.Sub(att.StartedAt) < w.cfg.InFlightGrace {
+			// Another process may be waiting for the provider right now:
+			// asking it too early would miss the message and send it twice.
+			return p, verdict{decision: decideSnooze, wait: w.cfg.InFlightGrace - now.Sub(att.StartedAt) + time.Second}
+		}
+		p.unresolved = att
+	}
+	p.out = Outbound{MessageID: msg.ID, To: msg.ToE164, Body: *msg.Body}
+	p.segments, p.encoding = Segments(*msg.Body)
+	if msg.NotAfter != nil {
+		p.out.ValidityPeriod = msg.NotAfter.Sub(now)
+	}
+	return p, verdict{decision: decideSend}
+}
+
+// prepare locks the message and decides alone whether it is to be sent. It
+// returns errDone when the job has been completed (message final, already
+// accepted, cancelled, expired, invalid or opted out), and the newest
+// unresolved attempt when its provider must be asked before anything is
+// sent.
 func (w *SendWorker) prepare(ctx context.Context, job *river.Job[jobs.SMSSendArgs]) (plan, error) {
 	var (
 		p      plan
 		result error
 	)
 	err := w.tx(ctx, func(tx pgx.Tx) error {
-		msg, err := w.q.MessageGetForUpdate(ctx, tx, job.Args.MessageID)
-		if errors.Is(err, pgx.ErrNoRows) {
+		states, err := w.loadForSend(ctx, tx, []int64{job.Args.MessageID})
+		if err != nil {
+			return err
+		}
+		st, ok := states[job.Args.MessageID]
+		if !ok {
 			_ = river.MetadataSet(ctx, "outcome_class", "permanent")
 			result = river.JobCancel(fmt.Errorf("message %d does not exist", job.Args.MessageID))
 			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("error loading message: %w", err)
-		}
-		// A re-run never calls a provider for a message it already has.
-		if msg.ProviderMessageID != nil || isFinal(msg.Status) {
+		var v verdict
+		p, v = w.decide(st, time.Now())
+		switch v.decision {
+		case decideComplete:
 			result = errDone
 			return w.complete(ctx, tx, job)
-		}
-		end := func(status Status, reason string) error {
-			if err := w.finish(ctx, tx, msg.ID, status, nil, reason); err != nil {
+		case decideEnd:
+			if err := w.finish(ctx, tx, st.msg.ID, v.status, nil, v.reason); err != nil {
 				return err
 			}
 			result = errDone
 			return w.complete(ctx, tx, job)
-		}
-		now := time.Now()
-		p.expired = msg.NotAfter != nil && !now.Before(*msg.NotAfter)
-		if p.expired && msg.Status == string(StatusQueued) {
-			return end(StatusExpired, ReasonExpired)
-		}
-		if msg.NotBefore != nil && now.Before(*msg.NotBefore) {
-			result = river.JobSnooze(msg.NotBefore.Sub(now))
-			return nil
-		}
-		if !validNumber(msg.ToE164) && msg.Status == string(StatusQueued) {
-			return end(StatusFailed, ReasonInvalidNumber)
-		}
-		// HELP answers reach opted-out numbers; nothing else does.
-		if msg.Purpose != "help" {
-			consent, err := w.q.ConsentGet(ctx, tx, msg.ToE164)
-			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("error loading consent: %w", err)
+		case decideSnooze:
+			if st.unresolved != nil && st.unresolved.Outcome == nil {
+				w.logger.DebugContext(ctx, "an attempt may still be in flight; waiting before asking its provider",
+					slog.Int64("message_id", st.msg.ID), slog.Int64("attempt_id", st.unresolved.ID), slog.Duration("wait", v.wait))
 			}
-			p.optedOut = err == nil && consent.OptedOut
-			if p.optedOut && msg.Status == string(StatusQueued) {
-				return end(StatusBlockedOptedOut, ReasonOptedOut)
-			}
-		}
-		if msg.Purpose == "app" && msg.TimeZone != nil && msg.Status == string(StatusQueued) {
-			if loc, err := time.LoadLocation(*msg.TimeZone); err == nil {
-				if until := w.cfg.QuietHours.Until(now, loc); until.After(now) {
-					if msg.NotAfter != nil && !until.Before(*msg.NotAfter) {
-						// The window ends after the message's deadline:
-						// wake at the deadline, which expires it.
-						until = *msg.NotAfter
-					}
-					result = river.JobSnooze(until.Sub(now))
-					return nil
-				}
-			}
-		}
-		if msg.Body == nil {
+			result = river.JobSnooze(v.wait)
+		case decideCancel:
 			_ = river.MetadataSet(ctx, "outcome_class", "permanent")
-			result = river.JobCancel(fmt.Errorf("message %d has no body (erased by retention)", msg.ID))
-			return nil
-		}
-
-		att, err := w.q.AttemptLatestUnresolved(ctx, tx, msg.ID)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-		case err != nil:
-			return fmt.Errorf("error loading attempts: %w", err)
-		case att.Outcome == nil && now.Sub(att.StartedAt) < w.cfg.InFlightGrace:
-			// Another process may be waiting for the provider right now:
-			// asking it too early would miss the message and send it twice.
-			result = river.JobSnooze(w.cfg.InFlightGrace - now.Sub(att.StartedAt) + time.Second)
-			return nil
-		default:
-			p.unresolved = &att
-		}
-		p.out = Outbound{MessageID: msg.ID, To: msg.ToE164, Body: *msg.Body}
-		p.segments, p.encoding = Segments(*msg.Body)
-		if msg.NotAfter != nil {
-			p.out.ValidityPeriod = time.Until(*msg.NotAfter)
+			result = river.JobCancel(v.err)
 		}
 		return nil
 	})
@@ -391,24 +544,148 @@ const slotHorizon = 4 * time.Second
 func (w *SendWorker) begin(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, p plan) (db.MessageAttempt, error) {
 	var att db.MessageAttempt
 	err := w.tx(ctx, func(tx pgx.Tx) error {
-		if err := w.q.MessageMarkSending(ctx, tx, db.MessageMarkSendingParams{
-			ID: job.Args.MessageID, Provider: ptr(prov.Name()), Segments: ptr(int32(p.segments)), Encoding: &p.encoding,
-		}); err != nil {
-			return fmt.Errorf("error marking message sending: %w", err)
-		}
-		var err error
-		att, err = w.q.AttemptStart(ctx, tx, db.AttemptStartParams{
-			MessageID:  job.Args.MessageID,
-			Provider:   prov.Name(),
-			JobID:      &job.ID,
-			JobAttempt: ptr(int32(job.Attempt)),
-		})
+		atts, err := w.claimRows(ctx, tx, []claimReq{{messageID: job.Args.MessageID, jobID: job.ID, jobAttempt: job.Attempt, provider: prov.Name()}}, []plan{p})
 		if err != nil {
-			return fmt.Errorf("error recording attempt: %w", err)
+			return err
 		}
+		att = atts[job.Args.MessageID]
 		return nil
 	})
 	return att, err
+}
+
+// claimReq asks for a message to be claimed for sending through provider.
+type claimReq struct {
+	messageID, jobID int64
+	jobAttempt       int
+	provider         string
+}
+
+// claim is a claimed message: what to send and its attempt, committed.
+type claim struct {
+	ok   bool // false: nothing was written, the job decides alone
+	plan plan
+	att  db.MessageAttempt
+}
+
+// claimBatch claims, in one transaction, every message of reqs that is to
+// be sent now with nothing to reconcile first: it marks them sending and
+// records their attempts. The others (and a second job for a message already
+// in the batch) are left untouched for their jobs to decide alone.
+func (w *SendWorker) claimBatch(ctx context.Context, reqs []claimReq) ([]claim, error) {
+	out := make([]claim, len(reqs))
+	ids := make([]int64, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.messageID
+	}
+	err := w.tx(ctx, func(tx pgx.Tx) error {
+		states, err := w.loadForSend(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		var (
+			claimed []claimReq
+			plans   []plan
+			index   = map[int64]int{}
+		)
+		for i, r := range reqs {
+			st, found := states[r.messageID]
+			if _, dup := index[r.messageID]; !found || dup {
+				continue
+			}
+			p, v := w.decide(st, now)
+			if v.decision != decideSend || p.unresolved != nil {
+				continue
+			}
+			index[r.messageID] = i
+			claimed = append(claimed, r)
+			plans = append(plans, p)
+		}
+		if len(claimed) == 0 {
+			return nil
+		}
+		atts, err := w.claimRows(ctx, tx, claimed, plans)
+		if err != nil {
+			return err
+		}
+		for j, r := range claimed {
+			out[index[r.messageID]] = claim{ok: true, plan: plans[j], att: atts[r.messageID]}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// claimRows marks the messages of reqs sending and records their attempts,
+// returned by message id.
+func (w *SendWorker) claimRows(ctx context.Context, tx pgx.Tx, reqs []claimReq, plans []plan) (map[int64]db.MessageAttempt, error) {
+	start := db.AttemptsStartParams{}
+	for i, r := range reqs {
+		start.MessageIds = append(start.MessageIds, r.messageID)
+		start.Providers = append(start.Providers, r.provider)
+		start.JobIds = append(start.JobIds, r.jobID)
+		start.JobAttempts = append(start.JobAttempts, int32(r.jobAttempt))
+		start.Segments = append(start.Segments, int32(plans[i].segments))
+		start.Encodings = append(start.Encodings, plans[i].encoding)
+	}
+	atts, err := w.q.AttemptsStart(ctx, tx, start)
+	if err != nil {
+		return nil, fmt.Errorf("error recording attempts: %w", err)
+	}
+	out := make(map[int64]db.MessageAttempt, len(atts))
+	for _, a := range atts {
+		out[a.MessageID] = a
+	}
+	if len(out) != len(reqs) {
+		return nil, fmt.Errorf("error recording attempts: %d rows for %d messages", len(out), len(reqs))
+	}
+	return out, nil
+}
+
+// acceptReq is an attempt its provider accepted.
+type acceptReq struct {
+	attemptID, messageID int64
+	provider             string
+	acc                  Accepted
+}
+
+// acceptBatch records, in one transaction, what the providers accepted.
+func (w *SendWorker) acceptBatch(ctx context.Context, reqs []acceptReq) ([]struct{}, error) {
+	err := w.tx(ctx, func(tx pgx.Tx) error { return w.acceptRows(ctx, tx, reqs) })
+	if err != nil {
+		return nil, err
+	}
+	return make([]struct{}, len(reqs)), nil
+}
+
+func (w *SendWorker) acceptRows(ctx context.Context, tx pgx.Tx, reqs []acceptReq) error {
+	// Messages in id order, as every writer of several messages takes them.
+	reqs = slices.SortedFunc(slices.Values(reqs), func(a, b acceptReq) int { return cmp.Compare(a.messageID, b.messageID) })
+	atts := db.AttemptsAcceptParams{}
+	msgs := db.MessagesAcceptParams{}
+	for _, r := range reqs {
+		if r.attemptID != 0 {
+			atts.Ids = append(atts.Ids, r.attemptID)
+			atts.ProviderMessageIds = append(atts.ProviderMessageIds, r.acc.ProviderMessageID)
+		}
+		msgs.Ids = append(msgs.Ids, r.messageID)
+		msgs.Providers = append(msgs.Providers, r.provider)
+		msgs.ProviderMessageIds = append(msgs.ProviderMessageIds, r.acc.ProviderMessageID)
+		msgs.Segments = append(msgs.Segments, int32(max(r.acc.Segments, 0)))
+	}
+	if len(atts.Ids) > 0 {
+		if err := w.q.AttemptsAccept(ctx, tx, atts); err != nil {
+			return fmt.Errorf("error recording attempts: %w", err)
+		}
+	}
+	if err := w.q.MessagesAccept(ctx, tx, msgs); err != nil {
+		return fmt.Errorf("error recording provider ids: %w", err)
+	}
+	return nil
 }
 
 // accepted records the provider's id and completes the job in one
@@ -416,11 +693,8 @@ func (w *SendWorker) begin(ctx context.Context, job *river.Job[jobs.SMSSendArgs]
 // unresolved and adopts the message from the provider instead of resending.
 func (w *SendWorker) accepted(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, att db.MessageAttempt, acc Accepted) error {
 	return w.tx(ctx, func(tx pgx.Tx) error {
-		if err := w.q.AttemptFinish(ctx, tx, db.AttemptFinishParams{ID: att.ID, Outcome: ptr("accepted"), ProviderMessageID: &acc.ProviderMessageID}); err != nil {
-			return fmt.Errorf("error recording attempt: %w", err)
-		}
-		if err := w.q.MessageAccept(ctx, tx, acceptParams(job.Args.MessageID, prov.Name(), acc)); err != nil {
-			return fmt.Errorf("error recording provider id: %w", err)
+		if err := w.acceptRows(ctx, tx, []acceptReq{{attemptID: att.ID, messageID: job.Args.MessageID, provider: prov.Name(), acc: acc}}); err != nil {
+			return err
 		}
 		return w.complete(ctx, tx, job)
 	})
@@ -433,19 +707,11 @@ func (w *SendWorker) adopt(ctx context.Context, job *river.Job[jobs.SMSSendArgs]
 		}); err != nil {
 			return fmt.Errorf("error recording reconciliation: %w", err)
 		}
-		if err := w.q.MessageAccept(ctx, tx, acceptParams(job.Args.MessageID, prov.Name(), *acc)); err != nil {
-			return fmt.Errorf("error recording provider id: %w", err)
+		if err := w.acceptRows(ctx, tx, []acceptReq{{messageID: job.Args.MessageID, provider: prov.Name(), acc: *acc}}); err != nil {
+			return err
 		}
 		return w.complete(ctx, tx, job)
 	})
-}
-
-func acceptParams(id int64, provider string, acc Accepted) db.MessageAcceptParams {
-	p := db.MessageAcceptParams{ID: id, Provider: &provider, ProviderMessageID: &acc.ProviderMessageID}
-	if acc.Segments > 0 {
-		p.Segments = ptr(int32(acc.Segments))
-	}
-	return p
 }
 
 func finishParams(att db.MessageAttempt, se *SendError, outcome string) db.AttemptFinishParams {
