@@ -151,18 +151,8 @@ func (q *Queries) AttemptsLatestUnresolved(ctx context.Context, db DBTX, message
 }
 
 const attemptsStart = `-- name: AttemptsStart :many
-WITH s AS (
-    SELECT unnest($1::bigint[]) AS message_id, unnest($2::text[]) AS provider,
-           unnest($3::bigint[]) AS job_id, unnest($4::integer[]) AS job_attempt,
-           unnest($5::integer[]) AS segments, unnest($6::text[]) AS encoding
-), marked AS (
-    UPDATE switchboard.messages m
-    SET status = 'sending', provider = s.provider, segments = s.segments, encoding = s.encoding, updated_at = now()
-    FROM s WHERE m.id = s.message_id
-    RETURNING m.id
-)
 INSERT INTO switchboard.message_attempts (message_id, provider, job_id, job_attempt)
-SELECT s.message_id, s.provider, s.job_id, s.job_attempt FROM s JOIN marked ON marked.id = s.message_id
+SELECT unnest($1::bigint[]), unnest($2::text[]), unnest($3::bigint[]), unnest($4::integer[])
 RETURNING id, message_id, provider, job_id, job_attempt, started_at, finished_at, outcome, provider_message_id, http_status, error_code
 `
 
@@ -171,20 +161,16 @@ type AttemptsStartParams struct {
 	Providers   []string
 	JobIds      []int64
 	JobAttempts []int32
-	Segments    []int32
-	Encodings   []string
 }
 
-// Before the requests leave, in one statement: the messages are being sent
-// through their providers, and each attempt is recorded.
+// Written and committed before the requests leave, under the messages'
+// locks: an attempt without an outcome is a request that may be in flight.
 func (q *Queries) AttemptsStart(ctx context.Context, db DBTX, arg AttemptsStartParams) ([]MessageAttempt, error) {
 	rows, err := db.Query(ctx, attemptsStart,
 		arg.MessageIds,
 		arg.Providers,
 		arg.JobIds,
 		arg.JobAttempts,
-		arg.Segments,
-		arg.Encodings,
 	)
 	if err != nil {
 		return nil, err

@@ -294,11 +294,13 @@ func (q *Queries) MessageSetPurpose(ctx context.Context, db DBTX, arg MessageSet
 const messagesAccept = `-- name: MessagesAccept :exec
 UPDATE switchboard.messages m
 SET provider = s.provider, provider_message_id = s.provider_message_id,
-    segments = coalesce(nullif(s.segments, 0), m.segments),
+    segments = coalesce(nullif(s.segments, 0), nullif(s.computed_segments, 0), m.segments),
+    encoding = coalesce(nullif(s.encoding, ''), m.encoding),
     status = CASE WHEN m.status IN ('queued', 'sending') THEN 'sending' ELSE m.status END,
     accepted_at = now(), updated_at = now()
 FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::text[]) AS provider,
-             unnest($3::text[]) AS provider_message_id, unnest($4::integer[]) AS segments) AS s
+             unnest($3::text[]) AS provider_message_id, unnest($4::integer[]) AS segments,
+             unnest($5::integer[]) AS computed_segments, unnest($6::text[]) AS encoding) AS s
 WHERE m.id = s.id
 `
 
@@ -307,9 +309,12 @@ type MessagesAcceptParams struct {
 	Providers          []string
 	ProviderMessageIds []string
 	Segments           []int32
+	ComputedSegments   []int32
+	Encodings          []string
 }
 
-// Records the providers' ids; a segment count of 0 keeps the one computed
+// Records what the providers accepted: the message is sending from now on.
+// A segment count of 0 (the provider did not say) keeps the one computed
 // before sending.
 func (q *Queries) MessagesAccept(ctx context.Context, db DBTX, arg MessagesAcceptParams) error {
 	_, err := db.Exec(ctx, messagesAccept,
@@ -317,6 +322,8 @@ func (q *Queries) MessagesAccept(ctx context.Context, db DBTX, arg MessagesAccep
 		arg.Providers,
 		arg.ProviderMessageIds,
 		arg.Segments,
+		arg.ComputedSegments,
+		arg.Encodings,
 	)
 	return err
 }

@@ -1,18 +1,8 @@
 -- name: AttemptsStart :many
--- Before the requests leave, in one statement: the messages are being sent
--- through their providers, and each attempt is recorded.
-WITH s AS (
-    SELECT unnest(@message_ids::bigint[]) AS message_id, unnest(@providers::text[]) AS provider,
-           unnest(@job_ids::bigint[]) AS job_id, unnest(@job_attempts::integer[]) AS job_attempt,
-           unnest(@segments::integer[]) AS segments, unnest(@encodings::text[]) AS encoding
-), marked AS (
-    UPDATE switchboard.messages m
-    SET status = 'sending', provider = s.provider, segments = s.segments, encoding = s.encoding, updated_at = now()
-    FROM s WHERE m.id = s.message_id
-    RETURNING m.id
-)
+-- Written and committed before the requests leave, under the messages'
+-- locks: an attempt without an outcome is a request that may be in flight.
 INSERT INTO switchboard.message_attempts (message_id, provider, job_id, job_attempt)
-SELECT s.message_id, s.provider, s.job_id, s.job_attempt FROM s JOIN marked ON marked.id = s.message_id
+SELECT unnest(@message_ids::bigint[]), unnest(@providers::text[]), unnest(@job_ids::bigint[]), unnest(@job_attempts::integer[])
 RETURNING *;
 
 -- name: AttemptsAccept :exec

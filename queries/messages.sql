@@ -26,15 +26,18 @@ SET status = 'queued', updated_at = now()
 WHERE id = @id AND status = 'sending' AND provider_message_id IS NULL;
 
 -- name: MessagesAccept :exec
--- Records the providers' ids; a segment count of 0 keeps the one computed
+-- Records what the providers accepted: the message is sending from now on.
+-- A segment count of 0 (the provider did not say) keeps the one computed
 -- before sending.
 UPDATE switchboard.messages m
 SET provider = s.provider, provider_message_id = s.provider_message_id,
-    segments = coalesce(nullif(s.segments, 0), m.segments),
+    segments = coalesce(nullif(s.segments, 0), nullif(s.computed_segments, 0), m.segments),
+    encoding = coalesce(nullif(s.encoding, ''), m.encoding),
     status = CASE WHEN m.status IN ('queued', 'sending') THEN 'sending' ELSE m.status END,
     accepted_at = now(), updated_at = now()
 FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@providers::text[]) AS provider,
-             unnest(@provider_message_ids::text[]) AS provider_message_id, unnest(@segments::integer[]) AS segments) AS s
+             unnest(@provider_message_ids::text[]) AS provider_message_id, unnest(@segments::integer[]) AS segments,
+             unnest(@computed_segments::integer[]) AS computed_segments, unnest(@encodings::text[]) AS encoding) AS s
 WHERE m.id = s.id;
 
 -- name: MessageFinish :exec

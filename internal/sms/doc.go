@@ -5,12 +5,27 @@
 // # Sending
 //
 // SendWorker (kind sms_send) loads the message, honours cancellation,
-// not_before and not_after, records an attempt and marks the message sending
-// before the request leaves, and records the provider's id in the same
-// transaction that completes the job. A job that finds an attempt without a
-// known outcome asks the provider (Sender.FindSent) before it sends again:
-// providers take no idempotency key, so a blind resend could text a patient
-// twice.
+// not_before and not_after, records an attempt before the request leaves,
+// and records the provider's id (the message becomes sending) before the
+// job completes. A job that finds an attempt without a known outcome asks
+// the provider (Sender.FindSent) before it sends again: providers take no
+// idempotency key, so a blind resend could text a patient twice; and
+// cancel_sms refuses a message with such an attempt.
+//
+// # Shared transactions
+//
+// Concurrently running sms_send jobs share their transactions (group
+// commit, SMS_BATCH_SIZE): one transaction claims the messages of every job
+// that reached it (locks them in id order, decides about each exactly as a
+// job alone would, records the attempts of those to be sent), and one
+// records what the providers accepted. Work returns only after its result
+// committed; River completes the job after that. A job whose completion is
+// lost runs again, finds the provider id and completes without a call; a
+// lost result transaction leaves the attempts unresolved, and each job's
+// next run reconciles with its provider before sending — the same path as a
+// crash between the request and the commit. Anything off the common path
+// (a message to reconcile, a failure, failover, a message to end) is
+// decided by the job alone, in transactions of its own.
 //
 // # Outcomes
 //

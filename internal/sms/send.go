@@ -184,7 +184,7 @@ func (w *SendWorker) workShared(ctx context.Context, job *river.Job[jobs.SMSSend
 		return err
 	})
 	if sendErr == nil {
-		if _, err := w.accepts.do(ctx, acceptReq{attemptID: c.att.ID, messageID: job.Args.MessageID, provider: prov.Name(), acc: acc}); err != nil {
+		if _, err := w.accepts.do(ctx, acceptReq{attemptID: c.att.ID, messageID: job.Args.MessageID, provider: prov.Name(), acc: acc, plan: c.plan}); err != nil {
 			return true, fmt.Errorf("error recording provider id: %w", err)
 		}
 		return true, nil
@@ -238,7 +238,7 @@ func (w *SendWorker) work(ctx context.Context, job *river.Job[jobs.SMSSendArgs],
 			}
 			return river.JobSnooze(wait)
 		}
-		att, err := w.begin(ctx, job, prov, p)
+		att, err := w.begin(ctx, job, prov)
 		if err != nil {
 			return err
 		}
@@ -249,7 +249,7 @@ func (w *SendWorker) work(ctx context.Context, job *river.Job[jobs.SMSSendArgs],
 			return err
 		})
 		if sendErr == nil {
-			return w.accepted(ctx, job, prov, att, acc)
+			return w.accepted(ctx, job, prov, att, acc, p)
 		}
 		se := AsSendError(prov.Name(), sendErr)
 		if failoverAllowed(se.Class) && i < len(w.providers)-1 {
@@ -332,7 +332,9 @@ func (w *SendWorker) decide(st sendState, now time.Time) (plan, verdict) {
 	if msg.ProviderMessageID != nil || isFinal(msg.Status) {
 		return p, verdict{decision: decideComplete}
 	}
-	queued := msg.Status == string(StatusQueued)
+	// A queued message with an unresolved attempt may have reached its
+	// provider: it is not ended before the provider has been asked.
+	queued := msg.Status == string(StatusQueued) && st.unresolved == nil
 	p.expired = msg.NotAfter != nil && !now.Before(*msg.NotAfter)
 	if p.expired && queued {
 		return p, verdict{decision: decideEnd, status: StatusExpired, reason: ReasonExpired}
@@ -466,7 +468,7 @@ func (w *SendWorker) reconcile(ctx context.Context, job *river.Job[jobs.SMSSendA
 	if found != nil {
 		w.logger.InfoContext(ctx, "adopted message the provider had accepted",
 			slog.Int64("message_id", job.Args.MessageID), slog.String("vendor", prov.Name()))
-		return true, w.adopt(ctx, job, prov, found)
+		return true, w.adopt(ctx, job, prov, found, p)
 	}
 	// The provider never accepted it: send now, unless the message has
 	// since expired or its recipient opted out.
@@ -539,12 +541,11 @@ func (w *SendWorker) slot(ctx context.Context, job *river.Job[jobs.SMSSendArgs],
 // slotHorizon is how far ahead a rate-limit slot may be booked.
 const slotHorizon = 4 * time.Second
 
-// begin marks the message sending and records the attempt, committed before
-// the request leaves.
-func (w *SendWorker) begin(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, p plan) (db.MessageAttempt, error) {
+// begin records the attempt, committed before the request leaves.
+func (w *SendWorker) begin(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider) (db.MessageAttempt, error) {
 	var att db.MessageAttempt
 	err := w.tx(ctx, func(tx pgx.Tx) error {
-		atts, err := w.claimRows(ctx, tx, []claimReq{{messageID: job.Args.MessageID, jobID: job.ID, jobAttempt: job.Attempt, provider: prov.Name()}}, []plan{p})
+		atts, err := w.claimRows(ctx, tx, []claimReq{{messageID: job.Args.MessageID, jobID: job.ID, jobAttempt: job.Attempt, provider: prov.Name()}})
 		if err != nil {
 			return err
 		}
@@ -569,8 +570,7 @@ type claim struct {
 }
 
 // claimBatch claims, in one transaction, every message of reqs that is to
-// be sent now with nothing to reconcile first: it marks them sending and
-// records their attempts. The others (and a second job for a message already
+// be sent now with nothing to reconcile first: it records their attempts. The others (and a second job for a message already
 // in the batch) are left untouched for their jobs to decide alone.
 func (w *SendWorker) claimBatch(ctx context.Context, reqs []claimReq) ([]claim, error) {
 	out := make([]claim, len(reqs))
@@ -605,7 +605,7 @@ func (w *SendWorker) claimBatch(ctx context.Context, reqs []claimReq) ([]claim, 
 		if len(claimed) == 0 {
 			return nil
 		}
-		atts, err := w.claimRows(ctx, tx, claimed, plans)
+		atts, err := w.claimRows(ctx, tx, claimed)
 		if err != nil {
 			return err
 		}
@@ -620,17 +620,18 @@ func (w *SendWorker) claimBatch(ctx context.Context, reqs []claimReq) ([]claim, 
 	return out, nil
 }
 
-// claimRows marks the messages of reqs sending and records their attempts,
-// returned by message id.
-func (w *SendWorker) claimRows(ctx context.Context, tx pgx.Tx, reqs []claimReq, plans []plan) (map[int64]db.MessageAttempt, error) {
+// claimRows records the attempts of reqs, returned by message id. The
+// messages themselves are not written: an attempt without an outcome is
+// the mark of a request that may be in flight (cancel_sms and every later
+// run honour it), and the message is written once, when the provider has
+// accepted it.
+func (w *SendWorker) claimRows(ctx context.Context, tx pgx.Tx, reqs []claimReq) (map[int64]db.MessageAttempt, error) {
 	start := db.AttemptsStartParams{}
-	for i, r := range reqs {
+	for _, r := range reqs {
 		start.MessageIds = append(start.MessageIds, r.messageID)
 		start.Providers = append(start.Providers, r.provider)
 		start.JobIds = append(start.JobIds, r.jobID)
 		start.JobAttempts = append(start.JobAttempts, int32(r.jobAttempt))
-		start.Segments = append(start.Segments, int32(plans[i].segments))
-		start.Encodings = append(start.Encodings, plans[i].encoding)
 	}
 	atts, err := w.q.AttemptsStart(ctx, tx, start)
 	if err != nil {
@@ -648,9 +649,10 @@ func (w *SendWorker) claimRows(ctx context.Context, tx pgx.Tx, reqs []claimReq, 
 
 // acceptReq is an attempt its provider accepted.
 type acceptReq struct {
-	attemptID, messageID int64
+	attemptID, messageID int64 // attemptID 0: adopted, attempts settled apart
 	provider             string
 	acc                  Accepted
+	plan                 plan // the segments and encoding computed before sending
 }
 
 // acceptBatch records, in one transaction, what the providers accepted.
@@ -676,6 +678,8 @@ func (w *SendWorker) acceptRows(ctx context.Context, tx pgx.Tx, reqs []acceptReq
 		msgs.Providers = append(msgs.Providers, r.provider)
 		msgs.ProviderMessageIds = append(msgs.ProviderMessageIds, r.acc.ProviderMessageID)
 		msgs.Segments = append(msgs.Segments, int32(max(r.acc.Segments, 0)))
+		msgs.ComputedSegments = append(msgs.ComputedSegments, int32(r.plan.segments))
+		msgs.Encodings = append(msgs.Encodings, r.plan.encoding)
 	}
 	if len(atts.Ids) > 0 {
 		if err := w.q.AttemptsAccept(ctx, tx, atts); err != nil {
@@ -691,23 +695,23 @@ func (w *SendWorker) acceptRows(ctx context.Context, tx pgx.Tx, reqs []acceptReq
 // accepted records the provider's id and completes the job in one
 // transaction. If that commit fails the job runs again, finds the attempt
 // unresolved and adopts the message from the provider instead of resending.
-func (w *SendWorker) accepted(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, att db.MessageAttempt, acc Accepted) error {
+func (w *SendWorker) accepted(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, att db.MessageAttempt, acc Accepted, p plan) error {
 	return w.tx(ctx, func(tx pgx.Tx) error {
-		if err := w.acceptRows(ctx, tx, []acceptReq{{attemptID: att.ID, messageID: job.Args.MessageID, provider: prov.Name(), acc: acc}}); err != nil {
+		if err := w.acceptRows(ctx, tx, []acceptReq{{attemptID: att.ID, messageID: job.Args.MessageID, provider: prov.Name(), acc: acc, plan: p}}); err != nil {
 			return err
 		}
 		return w.complete(ctx, tx, job)
 	})
 }
 
-func (w *SendWorker) adopt(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, acc *Accepted) error {
+func (w *SendWorker) adopt(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, acc *Accepted, p plan) error {
 	return w.tx(ctx, func(tx pgx.Tx) error {
 		if err := w.q.AttemptResolveAll(ctx, tx, db.AttemptResolveAllParams{
 			MessageID: job.Args.MessageID, Outcome: ptr("reconciled_found"), ProviderMessageID: &acc.ProviderMessageID,
 		}); err != nil {
 			return fmt.Errorf("error recording reconciliation: %w", err)
 		}
-		if err := w.acceptRows(ctx, tx, []acceptReq{{messageID: job.Args.MessageID, provider: prov.Name(), acc: *acc}}); err != nil {
+		if err := w.acceptRows(ctx, tx, []acceptReq{{messageID: job.Args.MessageID, provider: prov.Name(), acc: *acc, plan: p}}); err != nil {
 			return err
 		}
 		return w.complete(ctx, tx, job)
@@ -762,7 +766,8 @@ func (w *SendWorker) failed(ctx context.Context, job *river.Job[jobs.SMSSendArgs
 			}
 			return w.complete(ctx, tx, job)
 		case ClassAmbiguous:
-			// Keep the message sending: the next run asks the provider first.
+			// The attempt stays unresolved: the next run asks the provider
+			// first.
 			outcome = "ambiguous"
 			result = fmt.Errorf("error sending sms: %w", se)
 		case ClassThrottled:
