@@ -5,7 +5,22 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
+
+var batchJobs = promauto.NewHistogramVec(prometheus.HistogramOpts{
+	Name:    "switchboard_sms_batch_jobs",
+	Help:    "sms_send jobs sharing one transaction, by phase (claim: attempts recorded before sending; result: provider ids recorded).",
+	Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+}, []string{"phase"})
+
+// observeBatches reports a group's batch sizes as phase.
+func observeBatches(phase string) func(int) {
+	h := batchJobs.WithLabelValues(phase)
+	return func(n int) { h.Observe(float64(n)) }
+}
 
 // group runs calls in shared batches (group commit): a call joins the batch
 // that is forming, at most lanes batches run at a time, and a lane that
@@ -18,6 +33,8 @@ type group[Req, Res any] struct {
 	max   int           // most calls in one batch
 	lanes int           // batches running at once
 	limit time.Duration // bounds one batch
+	// observe, when set, is told the size of every batch run.
+	observe func(n int)
 
 	mu      sync.Mutex
 	forming []*groupCall[Req, Res]
@@ -74,6 +91,9 @@ func (g *group[Req, Res]) lane() {
 }
 
 func (g *group[Req, Res]) runBatch(batch []*groupCall[Req, Res]) {
+	if g.observe != nil {
+		g.observe(len(batch))
+	}
 	reqs := make([]Req, len(batch))
 	for i, c := range batch {
 		reqs[i] = c.req

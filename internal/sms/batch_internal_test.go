@@ -31,6 +31,8 @@ func TestGroupSharesBatchesAmongWaitingCalls(t *testing.T) {
 		return out, nil
 	})
 	g.lanes = 1
+	var observed []int
+	g.observe = func(n int) { observed = append(observed, n) } // one lane: no race
 
 	results := make([]int, 7)
 	var wg sync.WaitGroup
@@ -56,6 +58,7 @@ func TestGroupSharesBatchesAmongWaitingCalls(t *testing.T) {
 	wg.Wait()
 
 	require.Equal(t, []int{1, 4, 2}, sizes, "the calls that waited share batches of at most 4")
+	require.Equal(t, sizes, observed, "every batch size is reported")
 	require.Equal(t, []int{0, 10, 20, 30, 40, 50, 60}, results, "each call gets its own result")
 	g.mu.Lock()
 	require.Zero(t, g.running, "no lane is left running when idle")

@@ -84,7 +84,9 @@ func NewSendWorker(cfg Config, pool *pgxpool.Pool, deps SendDeps, logger *slog.L
 	}
 	w := &SendWorker{cfg: cfg, pool: pool, providers: deps.Providers, logger: logger, q: db.New()}
 	w.claims = newGroup(cfg.BatchSize, w.claimBatch)
+	w.claims.observe = observeBatches("claim")
 	w.accepts = newGroup(cfg.BatchSize, w.acceptBatch)
+	w.accepts.observe = observeBatches("result")
 	return w
 }
 
