@@ -139,6 +139,10 @@ func runEnqueue(ctx context.Context, e *env) error {
 				enqueueCase{name: "+ job row only (send_sms without its message)", outbox: func(ctx context.Context, tx pgx.Tx, key string, n int64) error {
 					_, err := tx.Exec(ctx, "SELECT bench.job_only($1)", n)
 					return err
+				}},
+				enqueueCase{name: "+ both rows, one plain INSERT (floor: no function, checks, hash, idempotency or wake-up)", outbox: func(ctx context.Context, tx pgx.Tx, key string, n int64) error {
+					_, err := tx.Exec(ctx, floorSQL, key, benchTo(n), benchBody, "patient-"+strconv.FormatInt(n%5000, 10))
+					return err
 				}})
 		}
 		group := fmt.Sprintf("enqueue/%d", clients)
@@ -162,6 +166,18 @@ func runEnqueue(ctx context.Context, e *env) error {
 	enqueueTarget(e.report, maxClients)
 	return nil
 }
+
+// floorSQL writes what send_sms must write, a message row and its sms_send
+// job in one statement, sent by the app itself: no function call, argument
+// checks, content hash, idempotency (ON CONFLICT) or wake-up. It is the
+// floor under any send_sms design that keeps both rows in the caller's
+// transaction.
+const floorSQL = `WITH m AS (
+	INSERT INTO switchboard.messages (idempotency_key, content_hash, to_e164, body, patient_ref, job_id)
+	VALUES ($1, '\x00'::bytea, $2, $3, $4, nextval('switchboard.river_job_id_seq'))
+	RETURNING id, job_id)
+INSERT INTO switchboard.river_job (id, kind, args, queue, priority, max_attempts, state, scheduled_at)
+SELECT job_id, 'sms_send', jsonb_build_object('message_id', id), 'bench_idle', 2, 10, 'available', now() FROM m`
 
 // narrowGINUp replaces River's GIN indexes on args and metadata, which
 // every job state change writes, by the one partial index Switchboard's
@@ -195,6 +211,13 @@ var schemaVariants = []schemaVariant{
 			ALTER TABLE switchboard.messages ALTER COLUMN id SET CACHE 32`,
 		down: `ALTER SEQUENCE switchboard.river_job_id_seq CACHE 1;
 			ALTER TABLE switchboard.messages ALTER COLUMN id SET CACHE 1`,
+	},
+	{
+		// No query in queries/, internal/ or the SQL functions filters
+		// messages by created_at; the index is written by every send_sms.
+		name: "without messages_open_idx",
+		up:   `DROP INDEX switchboard.messages_open_idx`,
+		down: `CREATE INDEX IF NOT EXISTS messages_open_idx ON switchboard.messages (created_at) WHERE status IN ('queued', 'sending', 'sent')`,
 	},
 	{
 		name: "without river_job_kind and messages_open_idx",
