@@ -62,7 +62,7 @@ CONF
   fi
   touch "$log"; [ "$(id -u)" -eq 0 ] && chown postgres "$log"
   if ! as_owner "$pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    as_owner "$pg_ctl" -D "$data" -l "$log" -w -t 60 -o "-p $port -k $data" start >/dev/null
+    as_owner "$pg_ctl" -D "$data" -l "$log" -w -t 60 -o "-p $port -k $data -c autovacuum_naptime=10s" start >/dev/null
   fi
 }
 

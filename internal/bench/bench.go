@@ -186,7 +186,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return report, err
 	}
 	defer admin.Close()
-	if err := admin.QueryRow(ctx, "SELECT split_part(version(), ' on ', 1)").Scan(&report.Server); err != nil {
+	// autovacuum_naptime decides how soon dead job tuples go (the soak).
+	if err := admin.QueryRow(ctx, "SELECT split_part(version(), ' on ', 1) || ', autovacuum_naptime ' || current_setting('autovacuum_naptime')").Scan(&report.Server); err != nil {
 		return report, fmt.Errorf("error reading server version: %w", err)
 	}
 	url, err := withDatabase(cfg.DatabaseURL, name)
