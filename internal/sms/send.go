@@ -86,6 +86,10 @@ func NewSendWorker(cfg Config, pool *pgxpool.Pool, deps SendDeps, logger *slog.L
 	w.claims = newGroup(cfg.BatchSize, w.claimBatch)
 	w.claims.observe = observeBatches("claim")
 	w.accepts = newGroup(cfg.BatchSize, w.acceptBatch)
+	// Results are off the path to the provider: one lane makes the largest
+	// batches (measured: 7% more throughput than two; claims keep two, so
+	// that a lone message is claimed at once).
+	w.accepts.lanes = 1
 	w.accepts.observe = observeBatches("result")
 	return w
 }
