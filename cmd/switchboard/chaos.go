@@ -40,6 +40,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	duration := fs.Duration("duration", 0, "how long to stream (default 3m in chaos mode; delivery mode streams --messages)")
 	messages := fs.Int("messages", 0, "how many messages to stream (default 10000 in delivery mode; none in chaos mode)")
 	rate := fs.Float64("rate", 0, "messages per second (default 20 chaos, 50 delivery)")
+	fhirRate := fs.Float64("fhir-rate", -1, "heart-rate observations per second pushed to a FHIR peer (Medplum, needs Node 20) behind the same faults; 0 disables (default 5 chaos, 0 delivery)")
 	seed := fs.Int64("seed", 0, "seed of the fault draws and the schedule (default: from the clock; printed)")
 	workers := fs.Int("workers", 3, "worker processes")
 	killEvery := fs.Duration("kill-every", -1, "mean time between SIGKILLs of a worker; 0 disables (default 30s chaos, 0 delivery)")
@@ -84,6 +85,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	setIf(&cfg.Rate, *rate, *rate > 0)
+	setIf(&cfg.FHIRRate, *fhirRate, *fhirRate >= 0)
 	setIf(&cfg.Seed, *seed, *seed != 0)
 	cfg.Workers = *workers
 	setIf(&cfg.KillEvery, *killEvery, *killEvery >= 0)

@@ -45,6 +45,10 @@ type Config struct {
 	Messages int
 	// Rate is messages per second.
 	Rate float64
+	// FHIRRate is heart-rate observations per second recorded alongside
+	// the messages, each pushed to a FHIR peer behind the same faults; 0
+	// disables FHIR (it needs Node 20 for the peer).
+	FHIRRate float64
 	// Seed makes the fault draws, the negative messages and the schedule of
 	// kills repeatable (process timing still varies).
 	Seed int64
@@ -100,6 +104,7 @@ func Defaults(m Mode) Config {
 		c.PGRestart = "none"
 	default:
 		c.Mode, c.Duration, c.Rate, c.KillEvery, c.Outage, c.Drain = ModeChaos, 3*time.Minute, 20, 30*time.Second, 30*time.Second, 5*time.Minute
+		c.FHIRRate = 5
 		c.NegativeShare, c.ProviderFailureRate = 0.02, 0.02
 	}
 	return c
@@ -150,6 +155,8 @@ func (c Config) validate() error {
 		return errors.New("the switchboard binary to run is not set")
 	case c.Rate <= 0 || c.Rate > 2000:
 		return errors.New("rate must be in (0, 2000] messages per second")
+	case c.FHIRRate < 0 || c.FHIRRate > 200:
+		return errors.New("fhir rate must be in [0, 200] observations per second")
 	case c.Workers < 1 || c.Workers > 10:
 		return errors.New("workers must be 1 to 10")
 	case c.Duration < 0 || c.Messages < 0 || c.Drain < 0 || c.KillEvery < 0 || c.Outage < 0:
@@ -220,6 +227,8 @@ type Result struct {
 	Faults          map[string]FaultCounts
 	UnexpectedExits map[string][]string
 	Check           *Check
+	FHIR            *FHIRCheck // nil when the run pushed no FHIR
+	FHIRFaults      FaultCounts
 	Dir             string // kept temporary directory, when Keep
 }
 
@@ -229,6 +238,9 @@ type Result struct {
 func (r *Result) OK() bool {
 	c := r.Check
 	ok := c.LostCount() == 0 && c.UnexplainedDuplicates() == 0 && len(c.Misattributed) == 0 && c.UnexpectedDeadLetters() == 0
+	if f := r.FHIR; f != nil {
+		ok = ok && f.LostCount() == 0 && len(f.Duplicates) == 0
+	}
 	if r.Config.Mode == ModeDelivery {
 		ok = ok && c.DeliveredShare() >= r.Config.Goal
 	}
@@ -306,6 +318,25 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 			return nil, err
 		}
 		providers = append(providers, p)
+	}
+
+	var (
+		peer *fhirPeer
+		obs  *obsStream
+	)
+	if cfg.FHIRRate > 0 {
+		if peer, err = startFHIRPeer(pctx, cfg.Seed, cfg.Faults, logger); err != nil {
+			return nil, fmt.Errorf("error starting the FHIR peer: %w", err)
+		}
+		defer peer.stop()
+		if err := registerEndpoint(ctx, pool, peer.baseURL()); err != nil {
+			return nil, err
+		}
+		obs = newObsStream(pool, res.Run, cfg.Seed)
+		if err := obs.createPatients(ctx); err != nil {
+			return nil, err
+		}
+		say("chaos: FHIR peer (Medplum) behind the faults at %s", peer.baseURL())
 	}
 
 	procs, err := startProcesses(ctx, cfg, cluster.URL(), providers, dir)
@@ -388,6 +419,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	progressCtx, stopProgress := context.WithCancel(ctx)
 	go progress(progressCtx, pool, st, started, say)
 
+	if obs != nil {
+		actors.Go(func() { obs.runFor(streamCtx, cfg.FHIRRate) })
+	}
 	st.runFor(streamCtx, cfg.Rate, cfg.Messages, 16)
 	res.Stream = time.Since(started)
 	endStream()
@@ -399,6 +433,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	drainEnd := time.Now().Add(cfg.Drain)
 	for {
 		n, err := unsettled(ctx, pool, st.keyPrefix())
+		if err == nil && obs != nil {
+			var f int
+			f, err = unpushed(ctx, pool)
+			n += f
+		}
 		if err == nil && n == 0 {
 			res.Settled = true
 			break
@@ -433,6 +472,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if obs != nil {
+		res.FHIRFaults = peer.faults.counts()
+		res.FHIR, err = checkFHIR(checkCtx, pool, checkParams{
+			run: res.Run, rescueAfter: max(cfg.RescueAfter, sendTimeout+10*time.Second), rescueInterval: 30 * time.Second,
+			sendTimeout: sendTimeout, unavailableLimit: unavailableLimit,
+		}, peer, obs.snapshot(), time.Now())
+		if err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
@@ -459,7 +508,7 @@ func childEnv(cfg Config, dbURL, publicURL string, providers []*provider) map[st
 		"LOG_FORMAT":      "json",
 		"LOG_LEVEL":       "info",
 		"PUBLIC_BASE_URL": publicURL,
-		"WORKER_QUEUES":   "sms=50,inbound=20,maintenance=2",
+		"WORKER_QUEUES":   "sms=50,fhir=10,inbound=20,maintenance=2",
 		// Three workers, the api and the stream share one small cluster.
 		"WORKER_DB_MAX_CONNS":     "20",
 		"API_DB_MAX_CONNS":        "10",
@@ -470,6 +519,7 @@ func childEnv(cfg Config, dbURL, publicURL string, providers []*provider) map[st
 		// A hung request ends in seconds; an attempt without outcome is
 		// presumed in flight for longer than that, and no longer.
 		"SMS_SEND_TIMEOUT":   sendTimeout.String(),
+		"FHIR_JOB_TIMEOUT":   sendTimeout.String(),
 		"SMS_INFLIGHT_GRACE": "10s",
 		// Status callbacks lost while the api or PostgreSQL was down are
 		// looked up within the run instead of after 30 minutes.

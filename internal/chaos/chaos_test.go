@@ -79,7 +79,7 @@ func TestChaosReduced(t *testing.T) {
 	t.Parallel()
 	cfg := chaos.Defaults(chaos.ModeChaos)
 	cfg.Binary = buildSwitchboard(t)
-	cfg.Duration, cfg.Rate = 25*time.Second, 8
+	cfg.Duration, cfg.Rate, cfg.FHIRRate = 25*time.Second, 8, 3
 	cfg.KillEvery = 12 * time.Second // the first kill falls within 6–18 s
 	cfg.Outage = 5 * time.Second
 	cfg.NegativeShare = 0.05
@@ -95,6 +95,9 @@ func TestChaosReduced(t *testing.T) {
 	require.Empty(t, res.Restarts[0].Err, "PostgreSQL came back")
 	require.Len(t, res.Outages, 1)
 	require.Positive(t, res.Faults["twilio"].Total(), "the sandbox failed requests")
+	require.NotNil(t, res.FHIR, "observations were pushed to the FHIR peer")
+	require.Positive(t, res.FHIR.Pushed)
+	require.Positive(t, res.FHIRFaults.Total(), "the FHIR peer's writes were faulted")
 	require.True(t, res.OK(), res.Verdict())
 }
 

@@ -357,6 +357,11 @@ func explainDuplicate(r *msgRow) Duplicate {
 // permanent cause of a job that is not about one of the run's valid
 // messages.
 func judgeDeadLetter(d DeadLetter, byID map[int64]*msgRow, kindOf map[string]string) (bool, string) {
+	if d.Kind == "fhir_push" {
+		// The run plants no permanent cause for FHIR: the peer accepts
+		// every resource Switchboard sends.
+		return false, "no permanent cause is planted for FHIR pushes"
+	}
 	id, isMessage := strings.CutPrefix(d.Subject, "message/")
 	if !isMessage {
 		if d.Class == "permanent" {

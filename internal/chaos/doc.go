@@ -23,6 +23,17 @@
 //
 // # What it checks
 //
+// In chaos mode the run also records heart-rate observations through
+// switchboard.record_observation (Config.FHIRRate, one app transaction
+// each, queueing fhir_push jobs in it) for an EHR endpoint whose base URL
+// is a fault injector in front of the FHIR R4 peer (Medplum's router,
+// internal/fhir/fhirsandbox, Node 20): the same 5xx, 429 and timeouts,
+// part of them after the peer stored the resource. Every committed
+// observation must end linked in fhir_links and held by the peer exactly
+// once (searched by its business identifier), or its push job be
+// legitimately on its way; a fhir_push dead letter fails the run, as none
+// is planted.
+//
 // Every message whose send_sms committed has a row; every row is final, or
 // a dead letter, or legitimately still on its way:
 //

@@ -46,8 +46,14 @@ func (r *Result) Verdict() string {
 	for _, n := range c.Pending {
 		pending += n
 	}
-	return fmt.Sprintf("chaos: %s %d messages committed, lost %d, %s, %s, final %d, pending %d; %d SIGKILLs, %s, %d faulted provider requests, %s; wall %s",
-		word, committed, c.LostCount(), dups, dl, sum(c.ByStatus), pending, len(r.Kills), pg, faults, outageWord(r.Outages), round(r.Wall))
+	fh := ""
+	if f := r.FHIR; f != nil {
+		faults += r.FHIRFaults.Total()
+		fh = fmt.Sprintf("; FHIR %d observations committed, pushed %d, lost %d, duplicates at the EHR %d, pending %d",
+			f.Recorded[enqCommitted], f.Pushed, f.LostCount(), len(f.Duplicates), sum(f.Pending))
+	}
+	return fmt.Sprintf("chaos: %s %d messages committed, lost %d, %s, %s, final %d, pending %d%s; %d SIGKILLs, %s, %d faulted provider requests, %s; wall %s",
+		word, committed, c.LostCount(), dups, dl, sum(c.ByStatus), pending, fh, len(r.Kills), pg, faults, outageWord(r.Outages), round(r.Wall))
 }
 
 // Report writes the run's details: the faults, every finding with its
@@ -114,6 +120,19 @@ func (r *Result) Report(w io.Writer) {
 	}
 	for _, k := range sortedKeys(byCause) {
 		p("dead letter %d × %s", byCause[k], k)
+	}
+	if f := r.FHIR; f != nil {
+		p("fhir        observations %s; pushed %d, refused as invalid %d; faults: %d writes: %s; %d reads: %s",
+			formatMap(f.Recorded), f.Pushed, f.Invalid, r.FHIRFaults.Creates, formatCounts(r.FHIRFaults.Create), r.FHIRFaults.Reads, formatCounts(r.FHIRFaults.Read))
+		for _, why := range sortedKeys(f.Pending) {
+			p("fhir pend   %d %s", f.Pending[why], why)
+		}
+		for _, why := range sortedKeys(f.Lost) {
+			p("FHIR LOST   %d %s: %v", len(f.Lost[why]), why, firstN(f.Lost[why], 20))
+		}
+		if len(f.Duplicates) > 0 {
+			p("FHIR DUP    %d observations held more than once at the EHR: %v", len(f.Duplicates), firstN(f.Duplicates, 20))
+		}
 	}
 	if r.Dir != "" {
 		p("kept        %s (process logs, cluster)", r.Dir)

@@ -1,0 +1,369 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchboard-health/switchboard/internal/fhir"
+	"github.com/switchboard-health/switchboard/internal/fhir/fhirsandbox"
+)
+
+// FHIR pushes run through the same faults as the messages: the real FHIR
+// R4 peer (Medplum's router over an in-memory store, internal/fhir/
+// fhirsandbox) sits behind a fault injector, an EHR endpoint points at the
+// injector, and a second stream records heart-rate observations through
+// switchboard.record_observation — one app transaction each, which queues
+// the fhir_push jobs in the same transaction.
+
+// fhirEndpoint is the EHR endpoint the run registers.
+const fhirEndpoint = "chaos-ehr"
+
+// fhirPeer is the FHIR peer and its fault injector.
+type fhirPeer struct {
+	node   *fhirsandbox.Server
+	faults *faulty
+	ln     net.Listener
+	srv    *http.Server
+	client *http.Client
+}
+
+func startFHIRPeer(ctx context.Context, seed int64, mix FaultMix, logger *slog.Logger) (*fhirPeer, error) {
+	node, err := fhirsandbox.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	target, err := url.Parse(node.BaseURL)
+	if err != nil {
+		node.Stop()
+		return nil, err
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(&url.URL{Scheme: target.Scheme, Host: target.Host})
+		},
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	writes := func(r *http.Request) bool {
+		return r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch
+	}
+	f := newFaulty(proxy, seed^0xf41, writes, writeOperationOutcome)
+	f.setMix(mix)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		node.Stop()
+		return nil, err
+	}
+	p := &fhirPeer{node: node, faults: f, ln: ln, srv: &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second},
+		client: &http.Client{Timeout: 10 * time.Second}}
+	go func() { _ = p.srv.Serve(ln) }()
+	return p, nil
+}
+
+// baseURL is the FHIR base the workers call: through the faults.
+func (p *fhirPeer) baseURL() string { return "http://" + p.ln.Addr().String() + "/fhir" }
+
+func (p *fhirPeer) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = p.srv.Shutdown(ctx)
+	p.node.Stop()
+}
+
+func writeOperationOutcome(w http.ResponseWriter, status int) {
+	w.Header().Set("Content-Type", "application/fhir+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"resourceType": "OperationOutcome",
+		"issue":        []map[string]any{{"severity": "error", "code": "transient", "diagnostics": "chaos: injected fault"}},
+	})
+}
+
+// copies counts the resources of type rt the peer holds with the
+// identifier system|value, asked directly (past the faults).
+func (p *fhirPeer) copies(ctx context.Context, rt, system, value string) (int, error) {
+	u := p.node.BaseURL + "/" + rt + "?identifier=" + url.QueryEscape(system+"|"+value) + "&_count=20"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("searching %s: HTTP %d", rt, resp.StatusCode)
+	}
+	var b struct {
+		Entry []json.RawMessage `json:"entry"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil {
+		return 0, err
+	}
+	return len(b.Entry), nil
+}
+
+// registerEndpoint adds the run's EHR endpoint (no auth, pushes patients and
+// observations) the way `switchboard ehr add` does.
+func registerEndpoint(ctx context.Context, pool *pgxpool.Pool, baseURL string) error {
+	_, err := fhir.AddEndpoint(ctx, pool, nil, fhir.AddEndpointParams{
+		Name: fhirEndpoint, BaseURL: baseURL, AuthKind: "none",
+		PushTypes: []string{"Patient", "Observation"}, PullInterval: time.Hour,
+	}, "chaos")
+	if err != nil {
+		return fmt.Errorf("error registering the EHR endpoint: %w", err)
+	}
+	return nil
+}
+
+// observation is one recorded observation as the client side saw it.
+type observation struct {
+	n        int
+	sourceID string
+	patient  string
+	state    string // enqCommitted, enqUnknown, enqFailed
+	id       int64
+	tries    int
+	lastErr  string
+}
+
+// obsStream records observations through switchboard.record_observation,
+// one transaction each, retrying a transaction that failed with the same
+// source_id (record_observation is idempotent on source and source_id).
+type obsStream struct {
+	pool     *pgxpool.Pool
+	run      string
+	patients []string
+	retryFor time.Duration
+
+	mu    sync.Mutex
+	rng   *rand.Rand
+	items []*observation
+}
+
+func newObsStream(pool *pgxpool.Pool, run string, seed int64) *obsStream {
+	s := &obsStream{pool: pool, run: run, retryFor: 90 * time.Second, rng: rand.New(rand.NewPCG(uint64(seed), 0x0b5))}
+	for i := range 20 {
+		s.patients = append(s.patients, fmt.Sprintf("chaos-%s-patient-%02d", run, i))
+	}
+	return s
+}
+
+// createPatients commits the stream's patients (no PHI: references only).
+func (s *obsStream) createPatients(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, ref := range s.patients {
+			if _, err := tx.Exec(ctx, "SELECT switchboard.upsert_patient($1)", ref); err != nil {
+				return fmt.Errorf("error creating patient: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *obsStream) next() *observation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.items) + 1
+	o := &observation{n: n, sourceID: fmt.Sprintf("chaos-%s-obs-%06d", s.run, n), patient: s.patients[s.rng.IntN(len(s.patients))]}
+	s.items = append(s.items, o)
+	return o
+}
+
+// runFor records observations at rate per second until ctx ends.
+func (s *obsStream) runFor(ctx context.Context, rate float64) {
+	t := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, 4)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case sem <- struct{}{}:
+		}
+		o := s.next()
+		wg.Go(func() {
+			defer func() { <-sem }()
+			s.record(o)
+		})
+	}
+}
+
+// record commits one observation, retrying a failed transaction.
+func (s *obsStream) record(o *observation) {
+	deadline := time.Now().Add(s.retryFor)
+	for {
+		o.tries++
+		var id int64
+		err := pgx.BeginFunc(context.Background(), s.pool, func(tx pgx.Tx) error {
+			return tx.QueryRow(context.Background(),
+				"SELECT switchboard.record_observation($1, 'heart_rate', $2, '/min', now(), NULL, 'app', $3)",
+				o.patient, 60+o.n%40, o.sourceID).Scan(&id)
+		})
+		s.mu.Lock()
+		switch {
+		case err == nil:
+			o.state, o.id = enqCommitted, id
+		case isUserError(err):
+			o.state, o.lastErr = enqFailed, err.Error()
+		default:
+			o.lastErr = err.Error()
+			o.state = enqUnknown
+		}
+		done := err == nil || isUserError(err) || time.Now().After(deadline)
+		s.mu.Unlock()
+		if done {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func (s *obsStream) snapshot() []observation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]observation, len(s.items))
+	for i, o := range s.items {
+		out[i] = *o
+	}
+	return out
+}
+
+// FHIRCheck is what the end-of-run checks found for the FHIR pushes.
+type FHIRCheck struct {
+	Recorded   map[string]int // committed, unknown, failed
+	Pushed     int            // observations the EHR holds, linked in fhir_links
+	Pending    map[string]int // why not pushed yet (legitimate)
+	Lost       map[string][]int64
+	Duplicates []int64 // observations the EHR holds more than once
+	Invalid    int     // observations Switchboard refused to send (fhir_links state invalid)
+}
+
+// LostCount is the number of lost observation pushes.
+func (c *FHIRCheck) LostCount() int {
+	n := 0
+	for _, ids := range c.Lost {
+		n += len(ids)
+	}
+	return n
+}
+
+const (
+	lostNoObservation = "committed record_observation has no observations row"
+	lostNotAtEHR      = "linked as pushed but the EHR does not hold it"
+)
+
+// checkFHIR judges every observation of the stream: pushed once, or its
+// push job legitimately still on its way; anything else is lost. Every
+// pushed one is counted at the EHR by its business identifier.
+func checkFHIR(ctx context.Context, pool *pgxpool.Pool, p checkParams, peer *fhirPeer, obs []observation, now time.Time) (*FHIRCheck, error) {
+	c := &FHIRCheck{Recorded: map[string]int{}, Pending: map[string]int{}, Lost: map[string][]int64{}}
+	var system string
+	if err := pool.QueryRow(ctx, "SELECT coalesce(identifier_system, '') FROM switchboard.ehr_endpoints WHERE name = $1", fhirEndpoint).Scan(&system); err != nil {
+		return nil, err
+	}
+	if system == "" {
+		system = fhirIdentifierSystem
+	}
+	for _, o := range obs {
+		c.Recorded[o.state]++
+		if o.state == enqFailed {
+			continue
+		}
+		var (
+			id          int64
+			linkState   *string
+			job         msgRow
+			metadataRaw []byte
+		)
+		err := pool.QueryRow(ctx, `
+			SELECT o.id, l.state, coalesce(j.state::text, ''), coalesce(j.attempt, 0), coalesce(j.max_attempts, 0), j.attempted_at,
+			       coalesce(j.metadata, '{}'), coalesce(d.class, '')
+			FROM switchboard.observations o
+			JOIN switchboard.ehr_endpoints e ON e.name = $2
+			LEFT JOIN switchboard.fhir_links l ON l.endpoint_id = e.id AND l.entity = 'observation' AND l.entity_id = o.id
+			LEFT JOIN LATERAL (SELECT * FROM switchboard.river_job j WHERE j.kind = 'fhir_push'
+				AND j.args @> jsonb_build_object('endpoint_id', e.id, 'entity', 'observation', 'entity_id', o.id)
+				ORDER BY j.id DESC LIMIT 1) j ON true
+			LEFT JOIN switchboard.dead_letters d ON d.job_id = j.id
+			WHERE o.source = 'app' AND o.source_id = $1`, o.sourceID, fhirEndpoint).
+			Scan(&id, &linkState, &job.JobState, &job.Attempt, &job.MaxAttempts, &job.AttemptedAt, &metadataRaw, &job.DeadClass)
+		if errors.Is(err, pgx.ErrNoRows) {
+			if o.state == enqCommitted {
+				c.Lost[lostNoObservation] = append(c.Lost[lostNoObservation], int64(o.n))
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case linkState != nil && *linkState == "invalid":
+			c.Invalid++
+		case linkState != nil:
+			c.Pushed++
+			n, err := peer.copies(ctx, "Observation", system, fmt.Sprintf("observation-%d", id))
+			if err != nil {
+				return nil, fmt.Errorf("error counting observation %d at the EHR: %w", id, err)
+			}
+			switch {
+			case n > 1:
+				c.Duplicates = append(c.Duplicates, id)
+			case n == 0:
+				c.Lost[lostNotAtEHR] = append(c.Lost[lostNotAtEHR], id)
+			}
+		default:
+			_ = json.Unmarshal(metadataRaw, &job.Metadata)
+			if job.DeadClass != "" {
+				// Judged with the run's dead letters.
+				continue
+			}
+			why, legit := pendingReason(&job, p, now)
+			if legit {
+				c.Pending[why]++
+			} else {
+				c.Lost[why] = append(c.Lost[why], id)
+			}
+		}
+	}
+	return c, nil
+}
+
+// fhirIdentifierSystem is FHIR_IDENTIFIER_SYSTEM's default, which the
+// workers run with.
+const fhirIdentifierSystem = "https://switchboard.example/fhir/identifier"
+
+// unpushed counts the observations whose push to the run's endpoint is
+// neither linked nor dead-lettered.
+func unpushed(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	var n int
+	err := pool.QueryRow(ctx, `
+		SELECT count(*) FROM switchboard.observations o
+		JOIN switchboard.ehr_endpoints e ON e.name = $1
+		WHERE NOT EXISTS (SELECT 1 FROM switchboard.fhir_links l WHERE l.endpoint_id = e.id AND l.entity = 'observation' AND l.entity_id = o.id)
+		  AND NOT EXISTS (SELECT 1 FROM switchboard.dead_letters d JOIN switchboard.river_job j ON j.id = d.job_id
+		                  WHERE j.kind = 'fhir_push' AND j.args @> jsonb_build_object('entity', 'observation', 'entity_id', o.id))`,
+		fhirEndpoint).Scan(&n)
+	return n, err
+}
