@@ -163,6 +163,8 @@ func TestJudgeDeadLetter(t *testing.T) {
 	require.False(t, ok)
 	ok, _ = judgeDeadLetter(DeadLetter{Class: "permanent", Subject: "inbound_webhook/3"}, byID, kinds)
 	require.True(t, ok)
+	ok, _ = judgeDeadLetter(DeadLetter{Kind: "fhir_push", Class: "permanent", Subject: "observation/7"}, byID, kinds)
+	require.False(t, ok, "no permanent cause is planted for FHIR pushes")
 }
 
 func TestConfigDefaultsAndValidation(t *testing.T) {
