@@ -474,7 +474,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	}
 	if obs != nil {
 		res.FHIRFaults = peer.faults.counts()
-		res.FHIR, err = checkFHIR(checkCtx, pool, checkParams{
+		fhirCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		res.FHIR, err = checkFHIR(fhirCtx, pool, checkParams{
 			run: res.Run, rescueAfter: max(cfg.RescueAfter, sendTimeout+10*time.Second), rescueInterval: 30 * time.Second,
 			sendTimeout: sendTimeout, unavailableLimit: unavailableLimit,
 		}, peer, obs.snapshot(), time.Now())

@@ -163,8 +163,14 @@ func TestJudgeDeadLetter(t *testing.T) {
 	require.False(t, ok)
 	ok, _ = judgeDeadLetter(DeadLetter{Class: "permanent", Subject: "inbound_webhook/3"}, byID, kinds)
 	require.True(t, ok)
-	ok, _ = judgeDeadLetter(DeadLetter{Kind: "fhir_push", Class: "permanent", Subject: "observation/7"}, byID, kinds)
+	ok, _ = judgeDeadLetter(DeadLetter{Kind: "fhir_push", Class: "permanent", Subject: "observation/7",
+		Error: "fhir create Observation: HTTP 400 [error/invalid]"}, byID, kinds)
 	require.False(t, ok, "no permanent cause is planted for FHIR pushes")
+	ok, _ = judgeDeadLetter(DeadLetter{Kind: "fhir_push", Class: "retries_exhausted", Subject: "observation/7"}, byID, kinds)
+	require.False(t, ok)
+	ok, _ = judgeDeadLetter(DeadLetter{Kind: "fhir_push", Class: "permanent", Subject: "observation/7",
+		Error: "JobCancelError: fhir update Observation: HTTP 500 [error/transient]"}, byID, kinds)
+	require.True(t, ok, "the documented 500 rule, met through injected 500s")
 }
 
 func TestConfigDefaultsAndValidation(t *testing.T) {

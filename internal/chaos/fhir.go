@@ -91,30 +91,62 @@ func writeOperationOutcome(w http.ResponseWriter, status int) {
 	})
 }
 
-// copies counts the resources of type rt the peer holds with the
-// identifier system|value, asked directly (past the faults).
-func (p *fhirPeer) copies(ctx context.Context, rt, system, value string) (int, error) {
-	u := p.node.BaseURL + "/" + rt + "?identifier=" + url.QueryEscape(system+"|"+value) + "&_count=20"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return 0, err
+// identifierCounts lists every resource of type rt the peer holds, asked
+// directly (past the faults), following the server's next links, and
+// counts them by their identifier value in system.
+func (p *fhirPeer) identifierCounts(ctx context.Context, rt, system string) (map[string]int, error) {
+	counts := map[string]int{}
+	next := p.node.BaseURL + "/" + rt + "?_count=1000"
+	for pages := 0; next != ""; pages++ {
+		if pages > 1000 {
+			return nil, fmt.Errorf("listing %s: more than 1000 pages", rt)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, next, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Accept", "application/fhir+json")
+		resp, err := p.client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		var b struct {
+			Link []struct {
+				Relation string `json:"relation"`
+				URL      string `json:"url"`
+			} `json:"link"`
+			Entry []struct {
+				Resource struct {
+					Identifier []struct {
+						System string `json:"system"`
+						Value  string `json:"value"`
+					} `json:"identifier"`
+				} `json:"resource"`
+			} `json:"entry"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&b)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("listing %s: HTTP %d", rt, resp.StatusCode)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", rt, err)
+		}
+		for _, e := range b.Entry {
+			for _, id := range e.Resource.Identifier {
+				if id.System == system {
+					counts[id.Value]++
+				}
+			}
+		}
+		next = ""
+		for _, l := range b.Link {
+			if l.Relation == "next" {
+				next = l.URL
+			}
+		}
 	}
-	req.Header.Set("Accept", "application/fhir+json")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("searching %s: HTTP %d", rt, resp.StatusCode)
-	}
-	var b struct {
-		Entry []json.RawMessage `json:"entry"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil {
-		return 0, err
-	}
-	return len(b.Entry), nil
+	return counts, nil
 }
 
 // registerEndpoint adds the run's EHR endpoint (no auth, pushes patients and
@@ -286,6 +318,10 @@ func checkFHIR(ctx context.Context, pool *pgxpool.Pool, p checkParams, peer *fhi
 	if system == "" {
 		system = fhirIdentifierSystem
 	}
+	held, err := peer.identifierCounts(ctx, "Observation", system)
+	if err != nil {
+		return nil, fmt.Errorf("error listing the EHR's observations: %w", err)
+	}
 	for _, o := range obs {
 		c.Recorded[o.state]++
 		if o.state == enqFailed {
@@ -323,11 +359,7 @@ func checkFHIR(ctx context.Context, pool *pgxpool.Pool, p checkParams, peer *fhi
 			c.Invalid++
 		case linkState != nil:
 			c.Pushed++
-			n, err := peer.copies(ctx, "Observation", system, fmt.Sprintf("observation-%d", id))
-			if err != nil {
-				return nil, fmt.Errorf("error counting observation %d at the EHR: %w", id, err)
-			}
-			switch {
+			switch n := held[fmt.Sprintf("observation-%d", id)]; {
 			case n > 1:
 				c.Duplicates = append(c.Duplicates, id)
 			case n == 0:
