@@ -21,7 +21,10 @@ while it breaks things. Everything is on 127.0.0.1 and removed at the end.
   --mode chaos     SIGKILLs a random worker every ~--kill-every (and restarts
                    it), restarts PostgreSQL once (--pg-restart), fails provider
                    requests (5xx, 429, timeouts, part after acceptance) and
-                   takes the first provider down for --outage.
+                   takes the first provider down for --outage. It also
+                   records --fhir-rate observations a second, pushed to a
+                   FHIR peer (Medplum, Node 20) behind the same faults; each
+                   must reach it exactly once.
   --mode delivery  issue 4: --messages valid messages through the fault mix
                    and one outage; reports the delivered share within --drain
                    after the last enqueue, duplicates at the providers, wall time.
