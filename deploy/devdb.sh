@@ -15,8 +15,20 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 data="$root/.data/pg"
 # Each checkout gets its own port, so a CI clone never meets this one's cluster.
-port="${DEVDB_PORT:-$((55000 + $(printf '%s' "$root" | cksum | cut -d' ' -f1) % 900))}"
+# A port taken by something else (say the cluster of a deleted clone at the same
+# path, still shutting down) moves the new cluster to the next free port, which
+# .data/pg.port remembers.
+portfile="$root/.data/pg.port"
+if [ -n "${DEVDB_PORT:-}" ]; then
+  port=$DEVDB_PORT
+elif [ -s "$portfile" ]; then
+  port=$(cat "$portfile")
+else
+  port=$((55000 + $(printf '%s' "$root" | cksum | cut -d' ' -f1) % 900))
+fi
 log="$root/.data/pg.log"
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 find_bin() {
   local name=$1 dir
@@ -62,6 +74,13 @@ CONF
   fi
   touch "$log"; [ "$(id -u)" -eq 0 ] && chown postgres "$log"
   if ! as_owner "$pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    if [ -z "${DEVDB_PORT:-}" ]; then
+      local tries=0
+      while listening "$port" && [ $tries -lt 100 ]; do
+        port=$((port + 1)); tries=$((tries + 1))
+      done
+      echo "$port" >"$portfile"
+    fi
     as_owner "$pg_ctl" -D "$data" -l "$log" -w -t 60 -o "-p $port -k $data -c autovacuum_naptime=10s" start >/dev/null
   fi
 }
