@@ -91,11 +91,12 @@ func (q *Queries) AttemptResolveAll(ctx context.Context, db DBTX, arg AttemptRes
 	return err
 }
 
-const attemptsAccept = `-- name: AttemptsAccept :exec
+const attemptsAccept = `-- name: AttemptsAccept :many
 UPDATE switchboard.message_attempts a
 SET outcome = 'accepted', finished_at = now(), provider_message_id = s.provider_message_id
 FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::text[]) AS provider_message_id) AS s
-WHERE a.id = s.id
+WHERE a.id = s.id AND a.outcome IS NULL
+RETURNING a.id
 `
 
 type AttemptsAcceptParams struct {
@@ -103,10 +104,28 @@ type AttemptsAcceptParams struct {
 	ProviderMessageIds []string
 }
 
-// The providers accepted these attempts.
-func (q *Queries) AttemptsAccept(ctx context.Context, db DBTX, arg AttemptsAcceptParams) error {
-	_, err := db.Exec(ctx, attemptsAccept, arg.Ids, arg.ProviderMessageIds)
-	return err
+// The providers accepted these attempts. Only an attempt still without an
+// outcome takes it: a result that commits after its run gave up, when a
+// later run has already settled the attempt, changes nothing. Returns the
+// attempts that took it.
+func (q *Queries) AttemptsAccept(ctx context.Context, db DBTX, arg AttemptsAcceptParams) ([]int64, error) {
+	rows, err := db.Query(ctx, attemptsAccept, arg.Ids, arg.ProviderMessageIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const attemptsLatestUnresolved = `-- name: AttemptsLatestUnresolved :many

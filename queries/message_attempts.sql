@@ -5,12 +5,16 @@ INSERT INTO switchboard.message_attempts (message_id, provider, job_id, job_atte
 SELECT unnest(@message_ids::bigint[]), unnest(@providers::text[]), unnest(@job_ids::bigint[]), unnest(@job_attempts::integer[])
 RETURNING *;
 
--- name: AttemptsAccept :exec
--- The providers accepted these attempts.
+-- name: AttemptsAccept :many
+-- The providers accepted these attempts. Only an attempt still without an
+-- outcome takes it: a result that commits after its run gave up, when a
+-- later run has already settled the attempt, changes nothing. Returns the
+-- attempts that took it.
 UPDATE switchboard.message_attempts a
 SET outcome = 'accepted', finished_at = now(), provider_message_id = s.provider_message_id
 FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@provider_message_ids::text[]) AS provider_message_id) AS s
-WHERE a.id = s.id;
+WHERE a.id = s.id AND a.outcome IS NULL
+RETURNING a.id;
 
 -- name: AttemptFinish :exec
 UPDATE switchboard.message_attempts

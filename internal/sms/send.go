@@ -674,11 +674,32 @@ func (w *SendWorker) acceptRows(ctx context.Context, tx pgx.Tx, reqs []acceptReq
 	// Messages in id order, as every writer of several messages takes them.
 	reqs = slices.SortedFunc(slices.Values(reqs), func(a, b acceptReq) int { return cmp.Compare(a.messageID, b.messageID) })
 	atts := db.AttemptsAcceptParams{}
-	msgs := db.MessagesAcceptParams{}
 	for _, r := range reqs {
 		if r.attemptID != 0 {
 			atts.Ids = append(atts.Ids, r.attemptID)
 			atts.ProviderMessageIds = append(atts.ProviderMessageIds, r.acc.ProviderMessageID)
+		}
+	}
+	took := map[int64]bool{}
+	if len(atts.Ids) > 0 {
+		ids, err := w.q.AttemptsAccept(ctx, tx, atts)
+		if err != nil {
+			return fmt.Errorf("error recording attempts: %w", err)
+		}
+		for _, id := range ids {
+			took[id] = true
+		}
+	}
+	msgs := db.MessagesAcceptParams{}
+	for _, r := range reqs {
+		if r.attemptID != 0 && !took[r.attemptID] {
+			// The run that made this attempt gave up before its result
+			// committed, and a later run has settled the attempt since:
+			// that run's decision stands.
+			w.logger.WarnContext(ctx, "a send result arrived after a later run settled its attempt; not applied",
+				slog.Int64("message_id", r.messageID), slog.Int64("attempt_id", r.attemptID),
+				slog.String("vendor", r.provider), slog.String("provider_message_id", r.acc.ProviderMessageID))
+			continue
 		}
 		msgs.Ids = append(msgs.Ids, r.messageID)
 		msgs.Providers = append(msgs.Providers, r.provider)
@@ -687,10 +708,8 @@ func (w *SendWorker) acceptRows(ctx context.Context, tx pgx.Tx, reqs []acceptReq
 		msgs.ComputedSegments = append(msgs.ComputedSegments, int32(r.plan.segments))
 		msgs.Encodings = append(msgs.Encodings, r.plan.encoding)
 	}
-	if len(atts.Ids) > 0 {
-		if err := w.q.AttemptsAccept(ctx, tx, atts); err != nil {
-			return fmt.Errorf("error recording attempts: %w", err)
-		}
+	if len(msgs.Ids) == 0 {
+		return nil
 	}
 	if err := w.q.MessagesAccept(ctx, tx, msgs); err != nil {
 		return fmt.Errorf("error recording provider ids: %w", err)
