@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -283,4 +284,56 @@ func TestResultStoredButCompletionLostNeverResends(t *testing.T) {
 	var attempts int
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM switchboard.message_attempts WHERE message_id = $1", id).Scan(&attempts))
 	require.Equal(t, 1, attempts)
+}
+
+// countingSlots admits every call and counts them.
+type countingSlots struct{ n atomic.Int64 }
+
+func (c *countingSlots) Reserve(context.Context, time.Duration) (time.Duration, bool, error) {
+	c.n.Add(1)
+	return 0, false, nil
+}
+
+// A message the shared claim passes over (here: an attempt to reconcile
+// first) is sent by the per-job path on the rate-limit slot the shared path
+// already took, not on a second one.
+func TestPassedOverMessageUsesOneRateLimitSlot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := newBare(t)
+	id, job := b.enqueue(t, "one-slot")
+	// A run that died after its request left, long ago: the provider never
+	// got it, so the message is reconciled as absent and sent.
+	_, err := b.pool.Exec(ctx, `INSERT INTO switchboard.message_attempts (message_id, provider, started_at)
+		VALUES ($1, 'twilio', now() - interval '10 minutes')`, id)
+	require.NoError(t, err)
+
+	slots := &countingSlots{}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, sms.NewSendWorker(sms.Config{InFlightGrace: 30 * time.Second}, b.pool,
+		sms.SendDeps{Providers: []sms.Provider{{Sender: b.tw, Slots: slots}}}, b.logger))
+	client, err := worker.NewClient(worker.Config{Queues: "sms=2", FetchCooldown: 10 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond},
+		b.pool, workers, nil, b.logger)
+	require.NoError(t, err)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	require.NoError(t, client.Start(runCtx))
+	t.Cleanup(func() {
+		stopCtx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c()
+		_ = client.StopAndCancel(stopCtx)
+	})
+	var state string
+	require.Eventually(t, func() bool {
+		require.NoError(t, b.pool.QueryRow(ctx, "SELECT state FROM switchboard.river_job WHERE id = $1", job.ID).Scan(&state))
+		return state == "completed"
+	}, 30*time.Second, 20*time.Millisecond)
+
+	require.Equal(t, 1, b.sandbox.CreateCalls())
+	rows, err := b.pool.Query(ctx, "SELECT outcome FROM switchboard.message_attempts WHERE message_id = $1 ORDER BY id", id)
+	require.NoError(t, err)
+	outcomes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"reconciled_absent", "accepted"}, outcomes)
+	require.EqualValues(t, 1, slots.n.Load(), "one send, one slot")
 }

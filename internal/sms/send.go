@@ -138,10 +138,11 @@ const metadataSlot = "ratelimit_slot"
 
 // Work sends one message. See the package documentation for the outcomes.
 func (w *SendWorker) Work(ctx context.Context, job *river.Job[jobs.SMSSendArgs]) error {
-	if handled, err := w.workShared(ctx, job); handled {
+	handled, slotted, err := w.workShared(ctx, job)
+	if handled {
 		return err
 	}
-	return w.work(ctx, job, 0, nil)
+	return w.work(ctx, job, 0, nil, slotted)
 }
 
 // workShared is the common case in shared transactions: the first provider
@@ -153,35 +154,37 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[jobs.SMSSendArgs])
 // the provider id (prepare), so the provider is never called twice; a lost
 // result batch leaves the attempt unresolved, which the next run reconciles
 // with the provider before sending — as after a crash. handled is false
-// when nothing was written and the per-job path must decide.
-func (w *SendWorker) workShared(ctx context.Context, job *river.Job[jobs.SMSSendArgs]) (handled bool, err error) {
+// when nothing was written and the per-job path must decide; slotted then
+// says that the first provider's rate-limit slot is already taken.
+func (w *SendWorker) workShared(ctx context.Context, job *river.Job[jobs.SMSSendArgs]) (handled, slotted bool, err error) {
 	if len(w.providers) == 0 {
-		return false, nil
+		return false, false, nil
 	}
 	prov := w.providers[0]
 	if prov.ready(ctx) != nil {
-		return false, nil
+		return false, false, nil
 	}
 	// The slot is taken before the claim, so a claimed message is never
-	// undone for the rate limit. A message the claim passes over (expired,
-	// opted out, quiet hours, to be reconciled) has then used a slot.
+	// undone for the rate limit; a message the claim passes over keeps it
+	// for the per-job path (which may still not send: expired, opted out,
+	// quiet hours).
 	if wait, err := w.slot(ctx, job, prov); err != nil || wait > 0 {
 		if err != nil {
-			return true, err
+			return true, false, err
 		}
-		return true, river.JobSnooze(wait)
+		return true, false, river.JobSnooze(wait)
 	}
 	c, err := w.claims.do(ctx, claimReq{messageID: job.Args.MessageID, jobID: job.ID, jobAttempt: job.Attempt, provider: prov.Name()})
 	if err != nil {
 		if ctx.Err() != nil {
 			// The claim may yet commit: the next run finds its attempt.
-			return true, fmt.Errorf("error claiming message: %w", err)
+			return true, true, fmt.Errorf("error claiming message: %w", err)
 		}
 		w.logger.WarnContext(ctx, "shared claim failed; deciding alone", slog.Int64("message_id", job.Args.MessageID), slog.Any("error", err))
-		return false, nil
+		return false, true, nil
 	}
 	if !c.ok {
-		return false, nil
+		return false, true, nil
 	}
 	var acc Accepted
 	sendErr := prov.call(ctx, false, func(ctx context.Context) error {
@@ -191,19 +194,19 @@ func (w *SendWorker) workShared(ctx context.Context, job *river.Job[jobs.SMSSend
 	})
 	if sendErr == nil {
 		if _, err := w.accepts.do(ctx, acceptReq{attemptID: c.att.ID, messageID: job.Args.MessageID, provider: prov.Name(), acc: acc, plan: c.plan}); err != nil {
-			return true, fmt.Errorf("error recording provider id: %w", err)
+			return true, true, fmt.Errorf("error recording provider id: %w", err)
 		}
-		return true, nil
+		return true, true, nil
 	}
 	se := AsSendError(prov.Name(), sendErr)
 	if failoverAllowed(se.Class) && len(w.providers) > 1 {
 		if err := w.notAccepted(ctx, job, c.att, se); err != nil {
-			return true, err
+			return true, true, err
 		}
 		w.logFailover(ctx, job, prov, se)
-		return true, w.work(ctx, job, 1, se)
+		return true, true, w.work(ctx, job, 1, se, false)
 	}
-	return true, w.failed(ctx, job, c.att, se)
+	return true, true, w.failed(ctx, job, c.att, se)
 }
 
 func (w *SendWorker) logFailover(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, se *SendError) {
@@ -213,8 +216,9 @@ func (w *SendWorker) logFailover(ctx context.Context, job *river.Job[jobs.SMSSen
 
 // work is the per-job path: decide alone, reconcile if needed, then try
 // the providers from index from on. last is the failure of a provider
-// already tried in this run.
-func (w *SendWorker) work(ctx context.Context, job *river.Job[jobs.SMSSendArgs], from int, last *SendError) error {
+// already tried in this run; slotted says provider from's rate-limit slot
+// was taken in this run already.
+func (w *SendWorker) work(ctx context.Context, job *river.Job[jobs.SMSSendArgs], from int, last *SendError, slotted bool) error {
 	p, err := w.prepare(ctx, job)
 	if errors.Is(err, errDone) {
 		return nil
@@ -238,11 +242,15 @@ func (w *SendWorker) work(ctx context.Context, job *river.Job[jobs.SMSSendArgs],
 			last = AsSendError(prov.Name(), err)
 			continue
 		}
-		if wait, err := w.slot(ctx, job, prov); err != nil || wait > 0 {
-			if err != nil {
-				return err
+		// workShared may have taken this provider's slot before its claim
+		// passed the message over.
+		if !slotted || i != from {
+			if wait, err := w.slot(ctx, job, prov); err != nil || wait > 0 {
+				if err != nil {
+					return err
+				}
+				return river.JobSnooze(wait)
 			}
-			return river.JobSnooze(wait)
 		}
 		att, err := w.begin(ctx, job, prov)
 		if err != nil {
