@@ -64,18 +64,7 @@ var countSMSCompleted = countQuery("SELECT count(*) FROM switchboard.river_job W
 func e2eCallOnly(ctx context.Context, e *env, p *provider) error {
 	cfg := e.cfg.E2E
 	e.logf("e2e: River + provider call only (no bookkeeping), %d messages, %d workers", cfg.Messages, e.cfg.Workers)
-	if _, err := insertMessages(ctx, e, cfg.Messages, "callonly"); err != nil {
-		return err
-	}
-	p.take()
-	resetPeakRSS()
-	r, err := startCallOnly(ctx, e, p, e.cfg.Workers, 0)
-	if err != nil {
-		return err
-	}
-	err = waitFor(ctx, r.pool, "sms_send jobs completed", cfg.Messages, drainTimeout(cfg.Messages, 100), countSMSCompleted)
-	rss := peakRSS()
-	r.stop()
+	rss, err := drain(ctx, e, p, "callonly", startCallOnly, "sms_send jobs completed", countSMSCompleted)
 	if err != nil {
 		return err
 	}

@@ -244,18 +244,7 @@ func e2eDrain(begin starter, label string) func(context.Context, *env, *provider
 		cfg := e.cfg.E2E
 		e.logf("e2e: send path throughput, %d pre-inserted messages, %d workers, 0 ms provider%s", cfg.Messages, e.cfg.Workers, label)
 		p.sandbox.SetChaos(twiliosandbox.Chaos{})
-		if _, err := insertMessages(ctx, e, cfg.Messages, "drain"); err != nil {
-			return err
-		}
-		p.take()
-		resetPeakRSS()
-		r, err := begin(ctx, e, p, e.cfg.Workers, 0)
-		if err != nil {
-			return err
-		}
-		err = waitFor(ctx, r.pool, "messages accepted", cfg.Messages, drainTimeout(cfg.Messages, 100), countAccepted)
-		rss := peakRSS()
-		r.stop()
+		rss, err := drain(ctx, e, p, "drain", begin, "messages accepted", countAccepted)
 		if err != nil {
 			return err
 		}
@@ -268,6 +257,25 @@ func e2eDrain(begin starter, label string) func(context.Context, *env, *provider
 		e.report.Results = append(e.report.Results, res)
 		return nil
 	}
+}
+
+// drain enqueues the scenario's messages (tagged tag), starts begin's worker
+// and waits until count reaches them; it returns the peak RSS meanwhile.
+func drain(ctx context.Context, e *env, p *provider, tag string, begin starter, what string, count func(context.Context, *pgxpool.Pool) (int, error)) (int64, error) {
+	n := e.cfg.E2E.Messages
+	if _, err := insertMessages(ctx, e, n, tag); err != nil {
+		return 0, err
+	}
+	p.take()
+	resetPeakRSS()
+	r, err := begin(ctx, e, p, e.cfg.Workers, 0)
+	if err != nil {
+		return 0, err
+	}
+	err = waitFor(ctx, r.pool, what, n, drainTimeout(n, 100), count)
+	rss := peakRSS()
+	r.stop()
+	return rss, err
 }
 
 // e2eSlowProvider drains messages into a sandbox that takes

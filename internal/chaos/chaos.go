@@ -465,10 +465,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	}
 	checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	res.Check, err = runCheck(checkCtx, pool, checkParams{
+	params := checkParams{
 		run: res.Run, rescueAfter: max(cfg.RescueAfter, sendTimeout+10*time.Second), rescueInterval: 30 * time.Second,
 		sendTimeout: sendTimeout, unavailableLimit: unavailableLimit,
-	}, st.snapshot(), copies, time.Now())
+	}
+	res.Check, err = runCheck(checkCtx, pool, params, st.snapshot(), copies, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -476,10 +477,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 		res.FHIRFaults = peer.faults.counts()
 		fhirCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		res.FHIR, err = checkFHIR(fhirCtx, pool, checkParams{
-			run: res.Run, rescueAfter: max(cfg.RescueAfter, sendTimeout+10*time.Second), rescueInterval: 30 * time.Second,
-			sendTimeout: sendTimeout, unavailableLimit: unavailableLimit,
-		}, peer, obs.snapshot(), time.Now())
+		res.FHIR, err = checkFHIR(fhirCtx, pool, params, peer, obs.snapshot(), time.Now())
 		if err != nil {
 			return nil, err
 		}

@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -168,9 +167,6 @@ type observation struct {
 	sourceID string
 	patient  string
 	state    string // enqCommitted, enqUnknown, enqFailed
-	id       int64
-	tries    int
-	lastErr  string
 }
 
 // obsStream records observations through switchboard.record_observation,
@@ -246,21 +242,16 @@ func (s *obsStream) runFor(ctx context.Context, rate float64) {
 func (s *obsStream) record(o *observation) {
 	deadline := time.Now().Add(s.retryFor)
 	for {
-		o.tries++
-		var id int64
-		err := pgx.BeginFunc(context.Background(), s.pool, func(tx pgx.Tx) error {
-			return tx.QueryRow(context.Background(),
-				"SELECT switchboard.record_observation($1, 'heart_rate', $2, '/min', now(), NULL, 'app', $3)",
-				o.patient, 60+o.n%40, o.sourceID).Scan(&id)
-		})
+		_, err := s.pool.Exec(context.Background(),
+			"SELECT switchboard.record_observation($1, 'heart_rate', $2, '/min', now(), NULL, 'app', $3)",
+			o.patient, 60+o.n%40, o.sourceID)
 		s.mu.Lock()
 		switch {
 		case err == nil:
-			o.state, o.id = enqCommitted, id
+			o.state = enqCommitted
 		case isUserError(err):
-			o.state, o.lastErr = enqFailed, err.Error()
+			o.state = enqFailed
 		default:
-			o.lastErr = err.Error()
 			o.state = enqUnknown
 		}
 		done := err == nil || isUserError(err) || time.Now().After(deadline)
@@ -322,60 +313,77 @@ func checkFHIR(ctx context.Context, pool *pgxpool.Pool, p checkParams, peer *fhi
 	if err != nil {
 		return nil, fmt.Errorf("error listing the EHR's observations: %w", err)
 	}
+	type pushRow struct {
+		id        int64
+		linkState *string
+		job       msgRow
+	}
+	sourceIDs := make([]string, 0, len(obs))
+	for _, o := range obs {
+		if o.state != enqFailed {
+			sourceIDs = append(sourceIDs, o.sourceID)
+		}
+	}
+	rows, err := pool.Query(ctx, `
+		SELECT o.source_id, o.id, l.state, coalesce(j.state::text, ''), coalesce(j.attempt, 0), coalesce(j.max_attempts, 0), j.attempted_at,
+		       coalesce(j.metadata, '{}'), coalesce(d.class, '')
+		FROM switchboard.observations o
+		JOIN switchboard.ehr_endpoints e ON e.name = $2
+		LEFT JOIN switchboard.fhir_links l ON l.endpoint_id = e.id AND l.entity = 'observation' AND l.entity_id = o.id
+		LEFT JOIN LATERAL (SELECT * FROM switchboard.river_job j WHERE j.kind = 'fhir_push'
+			AND j.args @> jsonb_build_object('endpoint_id', e.id, 'entity', 'observation', 'entity_id', o.id)
+			ORDER BY j.id DESC LIMIT 1) j ON true
+		LEFT JOIN switchboard.dead_letters d ON d.job_id = j.id
+		WHERE o.source = 'app' AND o.source_id = ANY ($1)`, sourceIDs, fhirEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	found := map[string]*pushRow{}
+	for rows.Next() {
+		var (
+			sourceID string
+			r        pushRow
+			metadata []byte
+		)
+		if err := rows.Scan(&sourceID, &r.id, &r.linkState, &r.job.JobState, &r.job.Attempt, &r.job.MaxAttempts,
+			&r.job.AttemptedAt, &metadata, &r.job.DeadClass); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		_ = json.Unmarshal(metadata, &r.job.Metadata)
+		found[sourceID] = &r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
 	for _, o := range obs {
 		c.Recorded[o.state]++
 		if o.state == enqFailed {
 			continue
 		}
-		var (
-			id          int64
-			linkState   *string
-			job         msgRow
-			metadataRaw []byte
-		)
-		err := pool.QueryRow(ctx, `
-			SELECT o.id, l.state, coalesce(j.state::text, ''), coalesce(j.attempt, 0), coalesce(j.max_attempts, 0), j.attempted_at,
-			       coalesce(j.metadata, '{}'), coalesce(d.class, '')
-			FROM switchboard.observations o
-			JOIN switchboard.ehr_endpoints e ON e.name = $2
-			LEFT JOIN switchboard.fhir_links l ON l.endpoint_id = e.id AND l.entity = 'observation' AND l.entity_id = o.id
-			LEFT JOIN LATERAL (SELECT * FROM switchboard.river_job j WHERE j.kind = 'fhir_push'
-				AND j.args @> jsonb_build_object('endpoint_id', e.id, 'entity', 'observation', 'entity_id', o.id)
-				ORDER BY j.id DESC LIMIT 1) j ON true
-			LEFT JOIN switchboard.dead_letters d ON d.job_id = j.id
-			WHERE o.source = 'app' AND o.source_id = $1`, o.sourceID, fhirEndpoint).
-			Scan(&id, &linkState, &job.JobState, &job.Attempt, &job.MaxAttempts, &job.AttemptedAt, &metadataRaw, &job.DeadClass)
-		if errors.Is(err, pgx.ErrNoRows) {
+		r := found[o.sourceID]
+		switch {
+		case r == nil:
 			if o.state == enqCommitted {
 				c.Lost[lostNoObservation] = append(c.Lost[lostNoObservation], int64(o.n))
 			}
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case linkState != nil && *linkState == "invalid":
+		case r.linkState != nil && *r.linkState == "invalid":
 			c.Invalid++
-		case linkState != nil:
+		case r.linkState != nil:
 			c.Pushed++
-			switch n := held[fmt.Sprintf("observation-%d", id)]; {
+			switch n := held[fmt.Sprintf("observation-%d", r.id)]; {
 			case n > 1:
-				c.Duplicates = append(c.Duplicates, id)
+				c.Duplicates = append(c.Duplicates, r.id)
 			case n == 0:
-				c.Lost[lostNotAtEHR] = append(c.Lost[lostNotAtEHR], id)
+				c.Lost[lostNotAtEHR] = append(c.Lost[lostNotAtEHR], r.id)
 			}
+		case r.job.DeadClass != "":
+			// Judged with the run's dead letters.
 		default:
-			_ = json.Unmarshal(metadataRaw, &job.Metadata)
-			if job.DeadClass != "" {
-				// Judged with the run's dead letters.
-				continue
-			}
-			why, legit := pendingReason(&job, p, now)
-			if legit {
+			if why, legit := pendingReason(&r.job, p, now); legit {
 				c.Pending[why]++
 			} else {
-				c.Lost[why] = append(c.Lost[why], id)
+				c.Lost[why] = append(c.Lost[why], r.id)
 			}
 		}
 	}
