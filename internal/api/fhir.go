@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -25,8 +26,10 @@ const FHIRSecretHeader = "X-Switchboard-Secret"
 var reFHIRType = regexp.MustCompile(`^[A-Z][A-Za-z]{1,63}$`)
 
 // handleFHIRNotify takes a rest-hook notification: it checks the shared
-// secret (401, nothing stored, when wrong), reads only the resource type
-// from the body (empty body: a ping), enqueues a pull and answers 202. The
+// secret (403, nothing stored, when wrong or the endpoint is unknown), reads
+// only the resource type from the body (empty body: a ping; a body that is
+// not a FHIR resource or Bundle: 400, nothing stored), enqueues a pull and
+// answers 202. The
 // notification is a hint: the pull re-reads from the EHR, so the body is
 // never stored.
 func (s *Server) handleFHIRNotify(w http.ResponseWriter, r *http.Request) {
@@ -46,16 +49,32 @@ func (s *Server) handleFHIRNotify(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad body", http.StatusBadRequest)
 		return
 	}
-	rt := r.PathValue("type")
-	if rt == "" && len(strings.TrimSpace(string(body))) > 0 {
-		rt = fhir.NotificationType(body)
+	if _, err := fhir.NotifyAuthenticate(r.Context(), s.pool, name, secret); errors.Is(err, fhir.ErrBadSecret) {
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	} else if err != nil {
+		s.logger.ErrorContext(r.Context(), "error checking fhir notification", slog.String("endpoint", name), slog.Any("error", err))
+		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		return
 	}
+	rt := r.PathValue("type")
 	if rt != "" && !reFHIRType.MatchString(rt) {
-		rt = ""
+		http.Error(w, "not a FHIR resource type", http.StatusBadRequest)
+		return
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		t, ok := fhir.ParseNotification(body)
+		if !ok {
+			http.Error(w, "body is not a FHIR resource or notification Bundle", http.StatusBadRequest)
+			return
+		}
+		if rt == "" && reFHIRType.MatchString(t) {
+			rt = t
+		}
 	}
 	n, err := fhir.Notify(r.Context(), s.pool, name, secret, rt)
 	if errors.Is(err, fhir.ErrBadSecret) {
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
 	if err != nil {

@@ -47,11 +47,23 @@ func TestFHIRNotifications(t *testing.T) {
 		return out
 	}
 
-	t.Run("BadSecretIs401AndStoresNothing", func(t *testing.T) {
-		require.Equal(t, http.StatusUnauthorized, send("POST", "/webhooks/fhir/epic", "wrong", ""))
-		require.Equal(t, http.StatusUnauthorized, send("POST", "/webhooks/fhir/epic", "", `{"resourceType":"Observation"}`))
-		require.Equal(t, http.StatusUnauthorized, send("POST", "/webhooks/fhir/nobody", "s3cret", ""))
-		require.Equal(t, http.StatusUnauthorized, send("PUT", "/webhooks/fhir/epic/Observation/1", "wrong", `{"resourceType":"Observation"}`))
+	// The webhook contract (DESIGN.md): bad or missing secret 403, malformed
+	// body 400, nothing stored either way.
+	t.Run("BadSecretIs403AndStoresNothing", func(t *testing.T) {
+		require.Equal(t, http.StatusForbidden, send("POST", "/webhooks/fhir/epic", "wrong", ""))
+		require.Equal(t, http.StatusForbidden, send("POST", "/webhooks/fhir/epic", "", `{"resourceType":"Observation"}`))
+		require.Equal(t, http.StatusForbidden, send("POST", "/webhooks/fhir/nobody", "s3cret", ""))
+		require.Equal(t, http.StatusForbidden, send("PUT", "/webhooks/fhir/epic/Observation/1", "wrong", `{"resourceType":"Observation"}`))
+		require.Equal(t, http.StatusForbidden, send("POST", "/webhooks/fhir/epic", "wrong", `not json`), "the secret is checked first")
+		require.Empty(t, pulls())
+	})
+
+	t.Run("MalformedBodyIs400AndStoresNothing", func(t *testing.T) {
+		for _, body := range []string{`not json`, `{"resourceType":`, `[]`, `"Observation"`, `{"id":"1"}`, `{"resourceType":"not a type"}`} {
+			require.Equal(t, http.StatusBadRequest, send("POST", "/webhooks/fhir/epic", "s3cret", body), body)
+			require.Equal(t, http.StatusBadRequest, send("PUT", "/webhooks/fhir/epic/Observation/1", "s3cret", body), body)
+		}
+		require.Equal(t, http.StatusBadRequest, send("PUT", "/webhooks/fhir/epic/not-a-type/1", "s3cret", `{"resourceType":"Observation"}`))
 		require.Empty(t, pulls())
 	})
 

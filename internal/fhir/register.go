@@ -92,16 +92,9 @@ func HashSecret(secret string) []byte {
 // unknown, disabled or the secret does not match; then nothing is written.
 func Notify(ctx context.Context, pool *pgxpool.Pool, endpointName, secret, resourceType string) (int, error) {
 	q := db.New()
-	ep, err := q.EHREndpointGetByName(ctx, pool, endpointName)
-	if errors.Is(err, pgx.ErrNoRows) {
-		subtle.ConstantTimeCompare(HashSecret(secret), make([]byte, 32))
-		return 0, ErrBadSecret
-	}
+	ep, err := NotifyAuthenticate(ctx, pool, endpointName, secret)
 	if err != nil {
 		return 0, err
-	}
-	if len(ep.WebhookSecretHash) == 0 || secret == "" || subtle.ConstantTimeCompare(HashSecret(secret), ep.WebhookSecretHash) != 1 || !ep.Enabled {
-		return 0, ErrBadSecret
 	}
 	types := ep.PullTypes
 	if resourceType != "" && slices.Contains(ep.PullTypes, resourceType) {
@@ -121,6 +114,37 @@ func Notify(ctx context.Context, pool *pgxpool.Pool, endpointName, secret, resou
 		return nil
 	})
 	return n, err
+}
+
+// NotifyAuthenticate checks a rest-hook notification's shared secret and
+// returns its endpoint; ErrBadSecret when the endpoint is unknown, disabled
+// or the secret does not match.
+func NotifyAuthenticate(ctx context.Context, pool *pgxpool.Pool, endpointName, secret string) (db.EHREndpoint, error) {
+	ep, err := db.New().EHREndpointGetByName(ctx, pool, endpointName)
+	if errors.Is(err, pgx.ErrNoRows) {
+		subtle.ConstantTimeCompare(HashSecret(secret), make([]byte, 32))
+		return ep, ErrBadSecret
+	}
+	if err != nil {
+		return ep, err
+	}
+	if len(ep.WebhookSecretHash) == 0 || secret == "" || subtle.ConstantTimeCompare(HashSecret(secret), ep.WebhookSecretHash) != 1 || !ep.Enabled {
+		return ep, ErrBadSecret
+	}
+	return ep, nil
+}
+
+// ParseNotification reads a non-empty rest-hook body: ok is false when it
+// is not a JSON object naming a FHIR resource type (a malformed
+// notification); otherwise it returns NotificationType.
+func ParseNotification(body []byte) (resourceType string, ok bool) {
+	var r struct {
+		ResourceType string `json:"resourceType"`
+	}
+	if json.Unmarshal(body, &r) != nil || !reResourceType.MatchString(r.ResourceType) {
+		return "", false
+	}
+	return NotificationType(body), true
 }
 
 // NotificationType returns the resource type a rest-hook body names: the
