@@ -181,6 +181,8 @@ func TestSendSMSRejectsBadInputAndWritesNothing(t *testing.T) {
 		{"ToWithLetters", func(p *jobs.SendSMSParams) { p.To = "+1500555000a" }, "to_e164"},
 		{"EmptyBody", func(p *jobs.SendSMSParams) { p.Body = "" }, "body"},
 		{"BodyTooLong", func(p *jobs.SendSMSParams) { p.Body = string(long) }, "body"},
+		{"BodyOnlySpaces", func(p *jobs.SendSMSParams) { p.Body = "   " }, "body"},
+		{"BodyOnlyWhiteSpace", func(p *jobs.SendSMSParams) { p.Body = " \t\r\n \v\f" }, "body"},
 		{"NotAfterBeforeNotBefore", func(p *jobs.SendSMSParams) {
 			p.NotBefore = now.Add(2 * time.Hour)
 			p.NotAfter = now.Add(time.Hour)
@@ -252,6 +254,19 @@ func TestCancelSMS(t *testing.T) {
 		require.Equal(t, "cancelled", status)
 		require.Equal(t, "cancelled", jobState)
 		require.Zero(t, deadLetters)
+		require.Equal(t, 1, events)
+	})
+
+	t.Run("SecondCancelAnswersFalseAndEmitsNothing", func(t *testing.T) {
+		var ok bool
+		require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			var err error
+			ok, err = jobs.CancelSMS(ctx, tx, id)
+			return err
+		}))
+		require.False(t, ok, "true only when this call cancelled")
+		var events int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM switchboard.events WHERE kind = 'message.cancelled' AND subject = 'message/' || $1::bigint`, id).Scan(&events))
 		require.Equal(t, 1, events)
 	})
 

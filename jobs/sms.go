@@ -69,7 +69,8 @@ func SendSMS(ctx context.Context, tx pgx.Tx, p SendSMSParams) (int64, error) {
 }
 
 // CancelSMS calls switchboard.cancel_sms on tx. It reports whether the
-// message is cancelled: false when it was already handed to a provider.
+// call cancelled the message: false when it was already cancelled or
+// handed to a provider.
 // An unknown id is an error matching ErrInvalidInput.
 func CancelSMS(ctx context.Context, tx pgx.Tx, messageID int64) (bool, error) {
 	var ok bool

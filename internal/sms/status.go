@@ -87,7 +87,11 @@ type Report struct {
 // ApplyReport records a status report in message_events and moves the
 // message forward if the report is ahead of it. It returns pgx.ErrNoRows
 // when no message has the provider id (the report may have overtaken the
-// send's own commit).
+// send's own commit). A report the provider pushed (webhookID set) is always
+// recorded; one Switchboard polled for (reconciliation, webhookID nil) is
+// recorded only when it changes something: a poll that neither moves the
+// message nor reports an opt-out writes nothing, so a message that never
+// gets a final status does not grow a row per poll.
 func ApplyReport(ctx context.Context, q *db.Queries, tx pgx.Tx, r Report, webhookID *int64) error {
 	msg, err := q.MessageGetByProviderID(ctx, tx, db.MessageGetByProviderIDParams{
 		Provider: &r.Provider, ProviderMessageID: &r.ProviderMessageID,
@@ -96,6 +100,9 @@ func ApplyReport(ctx context.Context, q *db.Queries, tx pgx.Tx, r Report, webhoo
 		return err
 	}
 	applied := r.Status != "" && Advance(Status(msg.Status), r.Status)
+	if webhookID == nil && !applied && !r.OptedOut {
+		return nil
+	}
 	if err := q.MessageEventInsert(ctx, tx, db.MessageEventInsertParams{
 		MessageID:      msg.ID,
 		Provider:       r.Provider,

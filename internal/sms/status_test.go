@@ -50,8 +50,9 @@ func TestApplyReportOnlyMovesForward(t *testing.T) {
 	_, err := tx.Exec(ctx, "UPDATE switchboard.messages SET status = 'sending', provider = 'twilio', provider_message_id = 'SM1' WHERE id = $1", id)
 	require.NoError(t, err)
 
+	var hook int64 = 7 // pushed reports: every one is recorded
 	apply := func(word string, status sms.Status) {
-		require.NoError(t, sms.ApplyReport(ctx, q, tx, sms.Report{Provider: "twilio", ProviderMessageID: "SM1", ProviderStatus: word, Status: status}, nil))
+		require.NoError(t, sms.ApplyReport(ctx, q, tx, sms.Report{Provider: "twilio", ProviderMessageID: "SM1", ProviderStatus: word, Status: status}, &hook))
 	}
 	status := func() string {
 		var s string

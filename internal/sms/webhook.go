@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
@@ -22,6 +24,21 @@ import (
 type ReportParser interface {
 	ParseReport(eventType string, raw []byte) (Report, error)
 }
+
+// OrphanWindow is how long a status report for a provider message id no
+// message carries is retried before it is given up: the report may have
+// overtaken the commit that records the id (seconds at most), but a validly
+// signed report for an id Switchboard never sent must not stay pending.
+// Given up, the webhook stays recorded (state ignored) and
+// switchboard_sms_orphan_reports_total counts it.
+const OrphanWindow = 2 * time.Minute
+
+// orphanReports counts status reports given up because no message has
+// their provider id; the label is the provider, never the id.
+var orphanReports = promauto.NewCounterVec(prometheus.CounterOpts{
+	Name: "switchboard_sms_orphan_reports_total",
+	Help: "Status reports for a provider message id no message carries, given up after the orphan window, by provider.",
+}, []string{"provider"})
 
 // WebhookWorker works webhook_process jobs: it applies one stored webhook.
 type WebhookWorker struct {
@@ -41,7 +58,7 @@ type WebhookWorker struct {
 // A parser that also implements InboundParser handles inbound SMS
 // (event types message.inbound and message.received) with inbound's rules.
 func NewWebhookWorker(pool *pgxpool.Pool, parsers map[string]ReportParser, inbound InboundConfig, logger *slog.Logger) *WebhookWorker {
-	return &WebhookWorker{pool: pool, parsers: parsers, inbound: inbound, logger: logger, q: db.New(), orphanWindow: 15 * time.Minute}
+	return &WebhookWorker{pool: pool, parsers: parsers, inbound: inbound, logger: logger, q: db.New(), orphanWindow: OrphanWindow}
 }
 
 // isInbound reports whether an inbox event type is an inbound SMS.
@@ -111,7 +128,8 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[jobs.WebhookPro
 				result = river.JobSnooze(3 * time.Second)
 				return nil
 			}
-			log.WarnContext(ctx, "ignoring status report for an unknown provider message id")
+			log.WarnContext(ctx, "giving up a status report for an unknown provider message id", slog.Duration("after", w.orphanWindow))
+			orphanReports.WithLabelValues(hook.Provider).Inc()
 			return w.done(ctx, tx, job, hook.ID, "ignored")
 		}
 		if err != nil {
