@@ -49,7 +49,7 @@ func TestStatusReportForAnUnknownIDIsGivenUpAfterTheOrphanWindow(t *testing.T) {
 	var hookID int64
 	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO switchboard.inbound_webhooks (provider, provider_event_id, event_type, raw_body, received_at)
 		VALUES ('twilio', 'SMnever:delivered', 'message.status', 'MessageSid=SMnever&MessageStatus=delivered', now() - $1::interval)
-		RETURNING id`, (sms.OrphanWindow + 10*time.Second).String()).Scan(&hookID))
+		RETURNING id`, (sms.OrphanWindow+10*time.Second).String()).Scan(&hookID))
 	_, err := b.client.Insert(ctx, jobs.WebhookProcessArgs{WebhookID: hookID}, nil)
 	require.NoError(t, err)
 
