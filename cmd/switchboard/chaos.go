@@ -32,9 +32,14 @@ while it breaks things. Everything is on 127.0.0.1 and removed at the end.
 Then it checks every message: final, or still legitimately on its way (job
 waiting, backing off with attempts left, snoozed within its limits, running,
 or left by a killed worker and not yet past WORKER_RESCUE_AFTER); nothing lost;
-each provider duplicate explained by an ambiguous attempt; dead letters only
-for permanent causes. It prints a report and a one-line verdict, and exits 1
-on any loss (or a missed delivery goal).
+every provider copy attributed to an attempt of its own message (?m= on the
+callback URL and the attempt's provider id); no message sent twice (no
+attempt outcome excuses a second copy); dead letters only for permanent
+causes (a message held for an operator is reported, not a failure). It
+measures, for each fault, how long after its end the messages it held up
+took to become final. It prints a report and a one-line verdict, and exits 1
+on any failure, including a check that could not run (or a missed delivery
+goal).
 `
 
 func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -106,6 +111,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	res, err := chaos.Run(ctx, cfg, stderr)
 	if err != nil {
+		fmt.Fprintf(stdout, "%s: FAIL the run could not be made: %v\n", m, err)
 		return err
 	}
 	res.Report(stdout)

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -193,6 +194,7 @@ func (c Config) plannedStream() time.Duration {
 // Kill is one SIGKILL of a worker.
 type Kill struct {
 	At          time.Duration // since the stream started
+	Back        time.Duration // the worker restarted and ready again
 	Worker      string
 	RunningJobs int // sms_send jobs running (on any worker) at that moment
 }
@@ -200,6 +202,7 @@ type Kill struct {
 // Restart is the PostgreSQL restart.
 type Restart struct {
 	At       time.Duration
+	Back     time.Duration // pg_ctl restart returned
 	Mode     string
 	Downtime time.Duration
 	Err      string
@@ -226,25 +229,55 @@ type Result struct {
 	Outages         []Outage
 	Faults          map[string]FaultCounts
 	UnexpectedExits map[string][]string
-	Check           *Check
+	Check           *Check   // nil when the message check could not run (see CheckErrors)
+	CheckErrors     []string // checks that could not run, with their reason: each fails the run
+	Convergence     []Convergence
 	FHIR            *FHIRCheck // nil when the run pushed no FHIR
 	FHIRFaults      FaultCounts
 	Dir             string // kept temporary directory, when Keep
 }
 
-// OK reports whether the run passed: nothing lost or stuck, every
-// duplicate explained, every copy attributed, dead letters only for
-// permanent causes, and in delivery mode the goal met.
-func (r *Result) OK() bool {
-	c := r.Check
-	ok := c.LostCount() == 0 && c.UnexplainedDuplicates() == 0 && len(c.Misattributed) == 0 && c.UnexpectedDeadLetters() == 0
-	if f := r.FHIR; f != nil {
-		ok = ok && f.LostCount() == 0 && len(f.Duplicates) == 0
+// OK reports whether the run passed: Failures is empty.
+func (r *Result) OK() bool { return len(r.Failures()) == 0 }
+
+// Failures lists why the run failed, one line each; none when it passed.
+// A check that could not run is a failure, as is a message sent twice
+// (there is no excuse by attempt outcome), a provider copy no attempt of
+// its message accounts for or that belongs to another message, a lost
+// message, an unexpected dead letter, a FHIR loss or duplicate, a process
+// that exited unasked, and in delivery mode a missed goal. Messages held
+// for an operator are reported, not failures: held is the designed answer
+// when a reconciliation cannot decide.
+func (r *Result) Failures() []string {
+	var f []string
+	add := func(n int, format string) {
+		if n > 0 {
+			f = append(f, fmt.Sprintf(format, n))
+		}
 	}
-	if r.Config.Mode == ModeDelivery {
-		ok = ok && c.DeliveredShare() >= r.Config.Goal
+	for _, e := range r.CheckErrors {
+		f = append(f, "check could not run: "+e)
 	}
-	return ok
+	if c := r.Check; c != nil {
+		add(c.LostCount(), "%d messages lost or stuck")
+		add(len(c.Duplicates), "%d messages sent more than once")
+		add(len(c.Unattributed), "%d provider copies no attempt of their message accounts for")
+		add(len(c.Misattributed), "%d provider copies or adoptions that belong to another message")
+		add(c.UnexpectedDeadLetters(), "%d dead letters without an expected cause")
+		if r.Config.Mode == ModeDelivery && c.DeliveredShare() < r.Config.Goal {
+			f = append(f, fmt.Sprintf("delivered %.2f%%, goal %.2f%%", c.DeliveredShare()*100, r.Config.Goal*100))
+		}
+	} else if len(r.CheckErrors) == 0 {
+		f = append(f, "the message check did not run")
+	}
+	if fc := r.FHIR; fc != nil {
+		add(fc.LostCount(), "%d FHIR observations lost")
+		add(len(fc.Duplicates), "%d FHIR observations held more than once by the EHR")
+	}
+	for _, name := range sortedKeys(r.UnexpectedExits) {
+		f = append(f, fmt.Sprintf("%s exited unasked %d times", name, len(r.UnexpectedExits[name])))
+	}
+	return f
 }
 
 // Run makes a private PostgreSQL cluster, migrates it, serves the sandbox
@@ -374,7 +407,6 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 				resMu.Lock()
 				res.Kills = append(res.Kills, k)
 				resMu.Unlock()
-				say("chaos: %s SIGKILL %s (%d sms_send jobs running)", fmtOffset(k.At), k.Worker, k.RunningJobs)
 			}, say)
 		})
 	}
@@ -387,7 +419,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 			say("chaos: %s restarting PostgreSQL (pg_ctl restart -m %s)", fmtOffset(time.Since(started)), cfg.PGRestart)
 			r := Restart{At: time.Since(started), Mode: cfg.PGRestart}
 			d, err := cluster.Restart(context.WithoutCancel(ctx), cfg.PGRestart)
-			r.Downtime = d
+			r.Downtime, r.Back = d, time.Since(started)
 			if err != nil {
 				r.Err = err.Error()
 			}
@@ -463,32 +495,90 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 			res.UnexpectedExits[c.name] = u
 		}
 	}
-	checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-	defer cancel()
 	params := checkParams{
 		run: res.Run, rescueAfter: max(cfg.RescueAfter, sendTimeout+10*time.Second), rescueInterval: 30 * time.Second,
 		sendTimeout: sendTimeout, unavailableLimit: unavailableLimit,
 	}
-	res.Check, err = runCheck(checkCtx, pool, params, st.snapshot(), copies, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	if obs != nil {
-		res.FHIRFaults = peer.faults.counts()
-		fhirCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		res.FHIR, err = checkFHIR(fhirCtx, pool, params, peer, obs.snapshot(), time.Now())
-		if err != nil {
-			return nil, err
-		}
-	}
+	res.runChecks(context.WithoutCancel(ctx), pool, params, started, st.snapshot(), copies, peer, obs)
 	return res, nil
 }
+
+// runChecks judges the run. Every check ends in a finding: one that cannot
+// run (the database gone, the EHR not answering) is retried on transient
+// errors for a while and then recorded in CheckErrors, which fails the
+// run with its reason; it never ends the run without a verdict.
+func (r *Result) runChecks(ctx context.Context, pool *pgxpool.Pool, params checkParams, started time.Time, enq []enqueue, copies []sent, peer *fhirPeer, obs *obsStream) {
+	now := time.Now()
+	retryCheck := func(ctx context.Context, check func(context.Context) error) error {
+		return retry(ctx, checkTries, cmp.Or(params.checkPause, checkPause), checkTimeout, check)
+	}
+	err := retryCheck(ctx, func(ctx context.Context) (err error) {
+		r.Check, err = runCheck(ctx, pool, params, enq, copies, now)
+		return err
+	})
+	if err != nil {
+		r.Check = nil
+		r.CheckErrors = append(r.CheckErrors, "messages: "+err.Error())
+	}
+	err = retryCheck(ctx, func(ctx context.Context) (err error) {
+		r.Convergence, err = measureConvergence(ctx, pool, "chaos-"+params.run+"-", started, r.faultEnds())
+		return err
+	})
+	if err != nil {
+		r.Convergence = nil
+		r.CheckErrors = append(r.CheckErrors, "convergence: "+err.Error())
+	}
+	if obs != nil {
+		r.FHIRFaults = peer.faults.counts()
+		err = retryCheck(ctx, func(ctx context.Context) (err error) {
+			r.FHIR, err = checkFHIR(ctx, pool, params, peer, obs.snapshot(), now)
+			return err
+		})
+		if err != nil {
+			r.FHIR = nil
+			r.CheckErrors = append(r.CheckErrors, "FHIR: "+err.Error())
+		}
+	}
+}
+
+// checkTries and checkTimeout bound one check: each try has its own
+// deadline, and a failed try is repeated after checkPause.
+const (
+	checkTries   = 3
+	checkTimeout = 2 * time.Minute
+	checkPause   = 5 * time.Second
+)
+
+// retry runs check until it succeeds, fails with a permanent error, or
+// tries tries failed, each try with its own deadline and a pause between
+// them, and returns the last error.
+func retry(ctx context.Context, tries int, pause, timeout time.Duration, check func(context.Context) error) error {
+	var err error
+	for try := range tries {
+		if try > 0 && !sleepCtx(ctx, pause) {
+			break
+		}
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		err = check(tctx)
+		cancel()
+		if _, stop := errors.AsType[permanent](err); err == nil || stop {
+			return err
+		}
+	}
+	return err
+}
+
+// permanent marks an error that trying again cannot change.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
 
 // Settings the processes run with (see childEnv).
 const (
 	requestTimeout = 3 * time.Second
 	sendTimeout    = 20 * time.Second
+	// inflightGrace is SMS_INFLIGHT_GRACE: longer than SMS_SEND_TIMEOUT.
+	inflightGrace = sendTimeout + 3*time.Second
 )
 
 // processes are the api and the workers.
@@ -516,11 +606,13 @@ func childEnv(cfg Config, dbURL, publicURL string, providers []*provider) map[st
 		// Jobs of a SIGKILLed worker come back within the run.
 		"WORKER_RESCUE_AFTER": cfg.RescueAfter.String(),
 		"WORKER_JOB_TIMEOUT":  sendTimeout.String(),
-		// A hung request ends in seconds; an attempt without outcome is
-		// presumed in flight for longer than that, and no longer.
+		// A send's request ends within SMS_SEND_TIMEOUT; an attempt
+		// without an answer is looked up only after that and a margin
+		// (inflightGrace), so a request still on its way is never
+		// presumed absent and sent again.
 		"SMS_SEND_TIMEOUT":   sendTimeout.String(),
 		"FHIR_JOB_TIMEOUT":   sendTimeout.String(),
-		"SMS_INFLIGHT_GRACE": "10s",
+		"SMS_INFLIGHT_GRACE": inflightGrace.String(),
 		// Status callbacks lost while the api or PostgreSQL was down are
 		// looked up within the run instead of after 30 minutes.
 		"SMS_RECONCILE_AFTER":    "20s",
@@ -616,15 +708,15 @@ func killer(ctx context.Context, rng *rand.Rand, every time.Duration, workers []
 			say("chaos: could not kill %s: %v", w.name, err)
 			continue
 		}
-		record(k)
+		say("chaos: %s SIGKILL %s (%d sms_send jobs running)", fmtOffset(k.At), k.Worker, k.RunningJobs)
 		time.Sleep(2 * time.Second)
 		if err := w.start(); err != nil {
 			say("chaos: could not restart %s: %v", w.name, err)
-			continue
-		}
-		if err := w.waitReady(context.Background(), time.Minute); err != nil {
+		} else if err := w.waitReady(context.Background(), time.Minute); err != nil {
 			say("chaos: %v", err)
 		}
+		k.Back = time.Since(started)
+		record(k)
 	}
 }
 

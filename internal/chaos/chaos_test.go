@@ -52,20 +52,24 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// requireNoLoss fails the test on every finding that fails a run.
+// requireNoLoss fails the test on every finding that fails a run (the
+// strict checker: Result.Failures) and on a check that could not run.
 func requireNoLoss(t *testing.T, res *chaos.Result) {
 	t.Helper()
 	var report bytes.Buffer
 	res.Report(&report)
 	t.Log(report.String())
+	require.Empty(t, res.CheckErrors, "every check ran")
 	c := res.Check
 	require.Positive(t, c.Messages, "the stream committed messages")
 	require.Zero(t, c.LostCount(), "lost or stuck messages: %v", c.Lost)
-	require.Zero(t, c.UnexplainedDuplicates(), "duplicates without an ambiguous attempt: %+v", c.Duplicates)
-	require.Empty(t, c.Misattributed, "provider copies of the wrong message")
-	require.Zero(t, c.Unattributed, "provider copies without ?m=")
+	require.Empty(t, c.Duplicates, "messages sent more than once")
+	require.Empty(t, c.Misattributed, "provider copies or adoptions of another message")
+	require.Empty(t, c.Unattributed, "provider copies no attempt accounts for")
 	require.Zero(t, c.UnexpectedDeadLetters(), "dead letters without a permanent cause: %+v", c.DeadLetters)
 	require.Empty(t, res.UnexpectedExits, "processes that exited unasked")
+	require.Empty(t, res.Failures())
+	require.NotEmpty(t, res.Convergence, "convergence is measured after every fault")
 }
 
 // TestChaosReduced is `switchboard chaos` made small: a stream through a

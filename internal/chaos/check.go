@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -48,6 +49,7 @@ type checkParams struct {
 	rescueInterval   time.Duration // River's rescuer runs this often (30 s)
 	sendTimeout      time.Duration // SMS_SEND_TIMEOUT
 	unavailableLimit time.Duration // job_kinds.unavailable_limit of sms_send
+	checkPause       time.Duration // between tries of a check that failed (checkPause when 0)
 }
 
 // msgRow is a message and its job, dead letter and attempts.
@@ -57,6 +59,7 @@ type msgRow struct {
 	To           string
 	Status       string
 	Reason       string
+	Provider     string // the provider of the copy the message adopted
 	ProviderID   string
 	JobState     string // "" when the job row is gone
 	Attempt      int
@@ -71,17 +74,21 @@ type msgRow struct {
 }
 
 type attemptRow struct {
-	Provider  string
-	Outcome   string // "" while unknown
-	StartedAt time.Time
+	ID                int64
+	Provider          string
+	Outcome           string // "" while unknown
+	StartedAt         time.Time
+	ProviderMessageID string
 }
 
-// Duplicate is a message a provider (or two) accepted more than once.
+// Duplicate is a message sent more than once: a provider (or two) holds
+// more than one copy of it, or more than one of its attempts claims a
+// copy. None is allowed; Why says which.
 type Duplicate struct {
-	MessageID   int64
-	Copies      int
-	Attempts    string // the attempt outcomes in order
-	Explanation string // the documented ambiguous case, or "" when none
+	MessageID int64
+	Copies    int
+	Attempts  string // the attempts in order: provider:outcome[:provider id]
+	Why       string
 }
 
 // DeadLetter is one dead letter of the run and whether its cause is
@@ -107,8 +114,9 @@ type Check struct {
 	Lost            map[string][]int64
 	DeadLetters     []DeadLetter
 	Duplicates      []Duplicate
-	Misattributed   []string // provider copies whose body belongs to another message
-	Unattributed    int      // provider copies without ?m=
+	Misattributed   []string // provider copies that belong to another message (body, ?m= or adoption)
+	Unattributed    []string // provider copies no attempt of their message accounts for
+	Held            []int64  // messages held for an operator (attempt outcome held): not lost, not sent twice
 	ProviderCopies  map[string]int
 	Rescued         int // sms_send jobs the rescuer took back from killed workers
 	ValidCommitted  int
@@ -125,16 +133,10 @@ func (c *Check) LostCount() int {
 	return n
 }
 
-// UnexplainedDuplicates counts duplicates without a documented ambiguous case.
-func (c *Check) UnexplainedDuplicates() int {
-	n := 0
-	for _, d := range c.Duplicates {
-		if d.Explanation == "" {
-			n++
-		}
-	}
-	return n
-}
+// UnexplainedDuplicates counts the messages sent more than once. The
+// strict checker explains none away: an ambiguous attempt must be
+// reconciled (or held for an operator), never followed by a second copy.
+func (c *Check) UnexplainedDuplicates() int { return len(c.Duplicates) }
 
 // UnexpectedDeadLetters counts dead letters whose cause is not permanent
 // (or not the permanent cause the run planted).
@@ -184,7 +186,7 @@ func runCheck(ctx context.Context, pool *pgxpool.Pool, p checkParams, enq []enqu
 	}
 	kindOf := map[string]string{}
 	for _, e := range enq {
-		c.Enqueues[cmpOr(e.state, "in_flight")]++
+		c.Enqueues[cmp.Or(e.state, "in_flight")]++
 		kindOf[e.key] = e.kind
 		_, present := byKey[e.key]
 		switch {
@@ -200,30 +202,17 @@ func runCheck(ctx context.Context, pool *pgxpool.Pool, p checkParams, enq []enqu
 		}
 	}
 
-	// Provider copies, by the message id on their callback URL.
-	for _, s := range copies {
-		c.ProviderCopies[s.Provider]++
-		if s.MessageID == 0 {
-			c.Unattributed++
-			continue
-		}
-		r, ok := byID[s.MessageID]
-		if !ok {
-			c.Misattributed = append(c.Misattributed, fmt.Sprintf("%s %s: message %d is not this run's", s.Provider, s.ID, s.MessageID))
-			continue
-		}
-		if n := strings.TrimPrefix(r.Key, "chaos-"+p.run+"-"); !strings.Contains(s.Body, " #"+strings.TrimLeft(n, "0")+":") {
-			c.Misattributed = append(c.Misattributed, fmt.Sprintf("%s %s: callback names message %d, body is another message's", s.Provider, s.ID, s.MessageID))
-		}
-		r.ProviderSent = append(r.ProviderSent, s)
-	}
+	attributeCopies(c, p, rows, byID, copies)
 
 	for _, r := range rows {
 		if r.Rescued {
 			c.Rescued++
 		}
-		if len(r.ProviderSent) > 1 {
-			c.Duplicates = append(c.Duplicates, explainDuplicate(r))
+		if d, twice := sentTwice(r); twice {
+			c.Duplicates = append(c.Duplicates, d)
+		}
+		if isHeld(r) {
+			c.Held = append(c.Held, r.ID)
 		}
 		kind := kindOf[r.Key]
 		if kind == kindValid {
@@ -323,33 +312,154 @@ func pendingReason(r *msgRow, p checkParams, now time.Time) (string, bool) {
 	}
 }
 
-// explainDuplicate finds the documented ambiguous case behind a message
-// the providers accepted more than once. A resend is only allowed after an
-// attempt whose outcome was unknown and a reconciliation that found
-// nothing, so every legitimate duplicate shows one of these.
-func explainDuplicate(r *msgRow) Duplicate {
-	d := Duplicate{MessageID: r.ID, Copies: len(r.ProviderSent)}
-	outcomes := make([]string, 0, len(r.Attempts))
-	has := map[string]bool{}
+// attributeCopies attributes every provider-side copy to an attempt of
+// the message it belongs to. A copy belongs to the message named by the
+// ?m=<id> the worker puts on every status-callback URL, and its body must
+// be that message's (bodies are unique per run). It is accounted for by
+// the attempt that recorded its provider id, or else by an attempt on the
+// same provider still without an answer (no outcome, ambiguous, or held
+// for an operator), one copy each. Anything else fails the run: a copy
+// without ?m= or that no attempt accounts for (Unattributed), and a copy
+// whose body, ?m= or adopting attempt says it is another message's
+// (Misattributed). There is no excuse by outcome: an attempt reconciled
+// absent whose copy exists is a wrong reconciliation.
+func attributeCopies(c *Check, p checkParams, rows []*msgRow, byID map[int64]*msgRow, copies []sent) {
+	// Who claims each copy: attempts and messages that recorded its id.
+	claims := map[string][]int64{}
+	claim := func(provider, id string, msg int64) {
+		k := provider + "/" + id
+		if !slices.Contains(claims[k], msg) {
+			claims[k] = append(claims[k], msg)
+		}
+	}
+	for _, r := range rows {
+		for _, a := range r.Attempts {
+			if a.ProviderMessageID != "" {
+				claim(a.Provider, a.ProviderMessageID, r.ID)
+			}
+		}
+		if r.ProviderID != "" {
+			claim(r.Provider, r.ProviderID, r.ID)
+		}
+	}
+	held := map[string]bool{} // provider/id of every copy a provider holds
+	absorbed := map[int64]bool{}
+	for _, s := range copies {
+		c.ProviderCopies[s.Provider]++
+		held[s.Provider+"/"+s.ID] = true
+		name := s.Provider + " " + s.ID
+		if s.MessageID == 0 {
+			c.Unattributed = append(c.Unattributed, name+": callback URL carries no ?m=")
+			continue
+		}
+		r, ok := byID[s.MessageID]
+		if !ok {
+			c.Misattributed = append(c.Misattributed, fmt.Sprintf("%s: callback names message %d, not this run's", name, s.MessageID))
+			continue
+		}
+		if n := strings.TrimPrefix(r.Key, "chaos-"+p.run+"-"); !strings.Contains(s.Body, " #"+strings.TrimLeft(n, "0")+":") {
+			c.Misattributed = append(c.Misattributed, fmt.Sprintf("%s: callback names message %d, body is another message's", name, s.MessageID))
+			continue
+		}
+		r.ProviderSent = append(r.ProviderSent, s)
+		for _, other := range claims[s.Provider+"/"+s.ID] {
+			if other != r.ID {
+				c.Misattributed = append(c.Misattributed, fmt.Sprintf("%s: copy of message %d adopted by message %d", name, r.ID, other))
+			}
+		}
+		if !slices.Contains(claims[s.Provider+"/"+s.ID], r.ID) && !absorbOpenAttempt(r, s.Provider, absorbed) {
+			c.Unattributed = append(c.Unattributed, fmt.Sprintf("%s: copy of message %d that no attempt accounts for (attempts %s)", name, r.ID, describeAttempts(r)))
+		}
+	}
+	// A message that adopted a copy no provider holds reports another's
+	// status, or none.
+	for _, r := range rows {
+		for _, a := range r.Attempts {
+			if a.ProviderMessageID != "" && !held[a.Provider+"/"+a.ProviderMessageID] {
+				c.Misattributed = append(c.Misattributed, fmt.Sprintf("message %d: attempt %d records %s %s, which the provider does not hold", r.ID, a.ID, a.Provider, a.ProviderMessageID))
+			}
+		}
+		if r.ProviderID != "" && !held[r.Provider+"/"+r.ProviderID] {
+			c.Misattributed = append(c.Misattributed, fmt.Sprintf("message %d: records %s %s, which the provider does not hold", r.ID, r.Provider, r.ProviderID))
+		}
+	}
+}
+
+// attemptOpen reports an outcome that leaves open whether the provider
+// holds a copy.
+func attemptOpen(outcome string) bool {
+	return outcome == "" || outcome == "ambiguous" || outcome == outcomeHeld
+}
+
+// outcomeHeld is the attempt outcome of a message whose reconciliation
+// could not decide: held for an operator, never resent.
+const outcomeHeld = "held"
+
+// absorbOpenAttempt accounts for a copy by an attempt of r on provider
+// that is still open and has no provider id, each such attempt once.
+func absorbOpenAttempt(r *msgRow, provider string, used map[int64]bool) bool {
 	for _, a := range r.Attempts {
-		o := cmpOr(a.Outcome, "unknown")
-		outcomes = append(outcomes, a.Provider+":"+o)
-		has[o] = true
+		if a.Provider == provider && a.ProviderMessageID == "" && attemptOpen(a.Outcome) && !used[a.ID] {
+			used[a.ID] = true
+			return true
+		}
 	}
-	d.Attempts = strings.Join(outcomes, " ")
-	providers := map[string]bool{}
-	for _, s := range r.ProviderSent {
-		providers[s.Provider] = true
+	return false
+}
+
+// sentTwice reports a message sent more than once: more than one copy at
+// the providers, more than one accepted attempt, or attempts that claim
+// more than one distinct copy.
+func sentTwice(r *msgRow) (Duplicate, bool) {
+	accepted := 0
+	claimed := map[string]bool{}
+	for _, a := range r.Attempts {
+		if a.Outcome == "accepted" {
+			accepted++
+		}
+		if a.ProviderMessageID != "" {
+			claimed[a.Provider+"/"+a.ProviderMessageID] = true
+		}
 	}
-	switch {
-	case has["reconciled_absent"]:
-		d.Explanation = "ambiguous attempt reconciled as absent, then resent: the provider did not list the first copy when asked (it was still in flight past SMS_INFLIGHT_GRACE, or its list lagged)"
-	case has["unknown"]:
-		d.Explanation = "attempt without outcome (worker killed or database lost mid-send) and a later send"
-	case len(providers) > 1 && has["ambiguous"]:
-		d.Explanation = "ambiguous attempt on one provider, then a send on another"
+	d := Duplicate{MessageID: r.ID, Copies: len(r.ProviderSent), Attempts: describeAttempts(r)}
+	var why []string
+	if len(r.ProviderSent) > 1 {
+		why = append(why, fmt.Sprintf("%d copies at the providers", len(r.ProviderSent)))
 	}
-	return d
+	if accepted > 1 {
+		why = append(why, fmt.Sprintf("%d accepted attempts", accepted))
+	}
+	if len(claimed) > 1 {
+		why = append(why, fmt.Sprintf("attempts record %d provider ids", len(claimed)))
+	}
+	d.Why = strings.Join(why, ", ")
+	return d, len(why) > 0
+}
+
+// isHeld reports a message held for an operator.
+func isHeld(r *msgRow) bool {
+	if r.DeadClass == deadHeld {
+		return true
+	}
+	return slices.ContainsFunc(r.Attempts, func(a attemptRow) bool { return a.Outcome == outcomeHeld })
+}
+
+// deadHeld is the dead-letter class of a message held for an operator.
+const deadHeld = "reconcile_undecided"
+
+func describeAttempts(r *msgRow) string {
+	parts := make([]string, 0, len(r.Attempts))
+	for _, a := range r.Attempts {
+		s := a.Provider + ":" + cmp.Or(a.Outcome, "unknown")
+		if a.ProviderMessageID != "" {
+			s += ":" + a.ProviderMessageID
+		}
+		parts = append(parts, s)
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
 }
 
 // judgeDeadLetter decides whether a dead letter has an expected cause: a
@@ -367,6 +477,9 @@ func judgeDeadLetter(d DeadLetter, byID map[int64]*msgRow, kindOf map[string]str
 			return true, "HTTP 500 on the 4th attempt: the documented 500 rule, met through injected 500s"
 		}
 		return false, "no permanent cause is planted for FHIR pushes"
+	}
+	if d.Class == deadHeld {
+		return true, "held for an operator: reconciliation could not decide whether the provider holds a copy (not lost, not resent)"
 	}
 	id, isMessage := strings.CutPrefix(d.Subject, "message/")
 	if !isMessage {
@@ -392,7 +505,7 @@ func judgeDeadLetter(d DeadLetter, byID map[int64]*msgRow, kindOf map[string]str
 
 func loadRows(ctx context.Context, pool *pgxpool.Pool, prefix string) ([]*msgRow, error) {
 	rows, err := pool.Query(ctx, `
-SELECT m.id, m.idempotency_key, m.to_e164, m.status, coalesce(m.error_reason, ''), coalesce(m.provider_message_id, ''),
+SELECT m.id, m.idempotency_key, m.to_e164, m.status, coalesce(m.error_reason, ''), coalesce(m.provider, ''), coalesce(m.provider_message_id, ''),
        coalesce(j.state::text, ''), coalesce(j.attempt, 0), coalesce(j.max_attempts, 0), j.attempted_at, j.scheduled_at,
        coalesce(j.metadata, '{}'), coalesce(d.class, ''),
        coalesce(EXISTS (SELECT 1 FROM unnest(j.errors) e WHERE e->>'error' LIKE 'Stuck job rescued%'), false)
@@ -410,7 +523,7 @@ ORDER BY m.id`, prefix)
 	for rows.Next() {
 		r := &msgRow{}
 		var meta []byte
-		if err := rows.Scan(&r.ID, &r.Key, &r.To, &r.Status, &r.Reason, &r.ProviderID, &r.JobState, &r.Attempt, &r.MaxAttempts,
+		if err := rows.Scan(&r.ID, &r.Key, &r.To, &r.Status, &r.Reason, &r.Provider, &r.ProviderID, &r.JobState, &r.Attempt, &r.MaxAttempts,
 			&r.AttemptedAt, &r.ScheduledAt, &meta, &r.DeadClass, &r.Rescued); err != nil {
 			return nil, fmt.Errorf("error reading messages: %w", err)
 		}
@@ -422,7 +535,7 @@ ORDER BY m.id`, prefix)
 		return nil, fmt.Errorf("error reading messages: %w", err)
 	}
 	arows, err := pool.Query(ctx, `
-SELECT a.message_id, a.provider, coalesce(a.outcome, ''), a.started_at
+SELECT a.message_id, a.id, a.provider, coalesce(a.outcome, ''), a.started_at, coalesce(a.provider_message_id, '')
 FROM switchboard.message_attempts a JOIN switchboard.messages m ON m.id = a.message_id
 WHERE m.idempotency_key LIKE $1 || '%'
 ORDER BY a.message_id, a.id`, prefix)
@@ -433,7 +546,7 @@ ORDER BY a.message_id, a.id`, prefix)
 	for arows.Next() {
 		var id int64
 		var a attemptRow
-		if err := arows.Scan(&id, &a.Provider, &a.Outcome, &a.StartedAt); err != nil {
+		if err := arows.Scan(&id, &a.ID, &a.Provider, &a.Outcome, &a.StartedAt, &a.ProviderMessageID); err != nil {
 			return nil, fmt.Errorf("error reading attempts: %w", err)
 		}
 		if r := byID[id]; r != nil {

@@ -134,23 +134,6 @@ func TestPendingReason(t *testing.T) {
 	}
 }
 
-func TestExplainDuplicate(t *testing.T) {
-	t.Parallel()
-	two := []sent{{Provider: "twilio"}, {Provider: "twilio"}}
-	row := func(outcomes ...string) *msgRow {
-		r := &msgRow{ID: 7, ProviderSent: two}
-		for _, o := range outcomes {
-			r.Attempts = append(r.Attempts, attemptRow{Provider: "twilio", Outcome: o})
-		}
-		return r
-	}
-	require.Contains(t, explainDuplicate(row("reconciled_absent", "accepted")).Explanation, "reconciled as absent")
-	require.Contains(t, explainDuplicate(row("", "accepted")).Explanation, "without outcome")
-	d := explainDuplicate(row("accepted", "accepted"))
-	require.Empty(t, d.Explanation, "two clean acceptances are a bug")
-	require.Equal(t, "twilio:accepted twilio:accepted", d.Attempts)
-}
-
 func TestJudgeDeadLetter(t *testing.T) {
 	t.Parallel()
 	byID := map[int64]*msgRow{1: {ID: 1, Key: "k1"}, 2: {ID: 2, Key: "k2"}}

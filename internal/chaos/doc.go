@@ -49,13 +49,28 @@
 // Anything else is lost: no row, no job, a completed job without a provider
 // id or final status, a job that ended without a dead letter, a job out of
 // attempts still marked retryable, or a running job the rescuer should have
-// taken back. Provider copies are attributed to messages by the ?m=<id> the
-// worker puts on every status-callback URL and checked against their body;
-// a message accepted more than once is a duplicate, explained only by an
-// attempt whose outcome was unknown (ambiguous, then reconciled_absent, or
-// none at all after a kill). Dead letters are expected only for permanent
-// causes: the run plants a few (a magic recipient whose send fails with
-// Twilio 21408). The run fails on any loss, unexplained duplicate,
-// misattributed copy or unexpected dead letter, and in delivery mode when
-// the delivered share misses Config.Goal.
+// taken back. Every provider-side copy is attributed to an attempt: to the
+// message named by the ?m=<id> the worker puts on every status-callback
+// URL (its body must be that message's), and within it to the attempt that
+// recorded its provider id, or else to an attempt on that provider still
+// without an answer (no outcome, ambiguous, or held). The run fails on any
+// message with more than one copy, more than one accepted attempt or
+// attempts recording more than one provider id (no outcome excuses a
+// second send), on a copy it cannot attribute, and on a copy that belongs
+// to another message (another's body, or adopted by another message's
+// attempt). A message whose reconciliation could not decide is held for an
+// operator (attempt outcome held, dead letter reconcile_undecided):
+// reported, not lost. Dead letters are otherwise expected only for
+// permanent causes: the run plants a few (a magic recipient whose send
+// fails with Twilio 21408). The run fails on any of these, on any loss,
+// on a check that could not run (each is paged and retried first), and in
+// delivery mode when
+// the delivered share misses Config.Goal (Result.Failures lists why).
+//
+// # Convergence
+//
+// For every fault (the outage, the PostgreSQL restart, each SIGKILL) the
+// run measures how long after its end the messages it held up became
+// final: every message created before the fault ended and not final then,
+// by the database's own final_at (see Convergence).
 package chaos

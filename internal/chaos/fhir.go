@@ -90,48 +90,36 @@ func writeOperationOutcome(w http.ResponseWriter, status int) {
 	})
 }
 
+// The EHR is listed in pages of fhirPageSize, each page tried up to
+// fhirPageTries times: a listing of thousands of resources in one request
+// outlived its client's timeout, and one slow page must not cost the
+// verdict.
+const (
+	fhirPageSize  = 200
+	fhirPageTries = 5
+	fhirPagePause = time.Second
+)
+
 // identifierCounts lists every resource of type rt the peer holds, asked
 // directly (past the faults), following the server's next links, and
-// counts them by their identifier value in system.
+// counts them by their identifier value in system. A page that fails
+// (transport error, 429, 5xx, a body cut short) is asked again.
 func (p *fhirPeer) identifierCounts(ctx context.Context, rt, system string) (map[string]int, error) {
 	counts := map[string]int{}
-	next := p.node.BaseURL + "/" + rt + "?_count=1000"
+	next := fmt.Sprintf("%s/%s?_count=%d", p.node.BaseURL, rt, fhirPageSize)
 	for pages := 0; next != ""; pages++ {
-		if pages > 1000 {
-			return nil, fmt.Errorf("listing %s: more than 1000 pages", rt)
+		if pages > 10000 {
+			return nil, fmt.Errorf("listing %s: more than 10000 pages", rt)
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, next, nil)
+		var page fhirPage
+		err := retry(ctx, fhirPageTries, fhirPagePause, p.client.Timeout+time.Second, func(ctx context.Context) (err error) {
+			page, err = p.listPage(ctx, next)
+			return err
+		})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("listing %s (page %d, %s): %w", rt, pages+1, next, err)
 		}
-		req.Header.Set("Accept", "application/fhir+json")
-		resp, err := p.client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		var b struct {
-			Link []struct {
-				Relation string `json:"relation"`
-				URL      string `json:"url"`
-			} `json:"link"`
-			Entry []struct {
-				Resource struct {
-					Identifier []struct {
-						System string `json:"system"`
-						Value  string `json:"value"`
-					} `json:"identifier"`
-				} `json:"resource"`
-			} `json:"entry"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&b)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("listing %s: HTTP %d", rt, resp.StatusCode)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("listing %s: %w", rt, err)
-		}
-		for _, e := range b.Entry {
+		for _, e := range page.Entry {
 			for _, id := range e.Resource.Identifier {
 				if id.System == system {
 					counts[id.Value]++
@@ -139,13 +127,53 @@ func (p *fhirPeer) identifierCounts(ctx context.Context, rt, system string) (map
 			}
 		}
 		next = ""
-		for _, l := range b.Link {
+		for _, l := range page.Link {
 			if l.Relation == "next" {
 				next = l.URL
 			}
 		}
 	}
 	return counts, nil
+}
+
+// fhirPage is the part of a search Bundle the listing reads.
+type fhirPage struct {
+	Link []struct {
+		Relation string `json:"relation"`
+		URL      string `json:"url"`
+	} `json:"link"`
+	Entry []struct {
+		Resource struct {
+			Identifier []struct {
+				System string `json:"system"`
+				Value  string `json:"value"`
+			} `json:"identifier"`
+		} `json:"resource"`
+	} `json:"entry"`
+}
+
+func (p *fhirPeer) listPage(ctx context.Context, url string) (fhirPage, error) {
+	var b fhirPage
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return b, permanent{err}
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return b, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return b, fmt.Errorf("HTTP %d", resp.StatusCode)
+	case resp.StatusCode != http.StatusOK:
+		return b, permanent{fmt.Errorf("HTTP %d", resp.StatusCode)}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil {
+		return b, err
+	}
+	return b, nil
 }
 
 // registerEndpoint adds the run's EHR endpoint (no auth, pushes patients and

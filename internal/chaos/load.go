@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -198,7 +199,7 @@ func (s *stream) counts() map[string]int {
 	defer s.mu.Unlock()
 	c := map[string]int{}
 	for _, e := range s.items {
-		c[cmpOr(e.state, "in_flight")]++
+		c[cmp.Or(e.state, "in_flight")]++
 	}
 	return c
 }
@@ -208,11 +209,4 @@ func (s *stream) counts() map[string]int {
 func isUserError(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (pgErr.Code == "22023" || pgErr.Code == "23505")
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

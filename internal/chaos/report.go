@@ -9,30 +9,37 @@ import (
 )
 
 // Verdict is the run's one-line summary: PASS or FAIL and the numbers
-// behind it.
+// behind it. A run whose checks could not run still ends in one: FAIL
+// with the reason.
 func (r *Result) Verdict() string {
-	c := r.Check
+	fails := r.Failures()
 	word := "PASS"
-	if !r.OK() {
+	if len(fails) > 0 {
 		word = "FAIL"
 	}
-	committed := c.Enqueues[enqCommitted] + c.UnknownPresent
-	dups := fmt.Sprintf("duplicates %d", len(c.Duplicates))
-	if u := c.UnexplainedDuplicates(); u > 0 {
-		dups += fmt.Sprintf(" (%d unexplained)", u)
+	c := r.Check
+	if c == nil {
+		return fmt.Sprintf("%s: FAIL %s; wall %s", r.Config.Mode, strings.Join(fails, "; "), round(r.Wall))
 	}
+	committed := c.Enqueues[enqCommitted] + c.UnknownPresent
+	dups := fmt.Sprintf("sent twice %d, copies unattributed %d, misattributed %d, held for an operator %d",
+		len(c.Duplicates), len(c.Unattributed), len(c.Misattributed), len(c.Held))
 	dl := "dead letters " + formatMap(c.DeadLettersByClass())
 	if u := c.UnexpectedDeadLetters(); u > 0 {
 		dl += fmt.Sprintf(" (%d unexpected)", u)
+	}
+	tail := ""
+	if len(r.CheckErrors) > 0 {
+		tail = "; " + strings.Join(r.CheckErrors, "; ")
 	}
 	if r.Config.Mode == ModeDelivery {
 		goal := "goal met"
 		if c.DeliveredShare() < r.Config.Goal {
 			goal = fmt.Sprintf("goal %.1f%% missed", r.Config.Goal*100)
 		}
-		return fmt.Sprintf("delivery: %s %d messages, delivered %.2f%% (%d/%d, %s), duplicates at providers %d, lost %d, %s, wall %s (enqueue %s, then %s to %s)",
-			word, committed, c.DeliveredShare()*100, c.ValidDelivered, c.ValidCommitted, goal, len(c.Duplicates), c.LostCount(), dl,
-			round(r.Wall), round(r.Stream), round(r.Drain), settledWord(r.Settled))
+		return fmt.Sprintf("delivery: %s %d messages, delivered %.2f%% (%d/%d, %s), %s, lost %d, %s, %s, wall %s (enqueue %s, then %s to %s)%s",
+			word, committed, c.DeliveredShare()*100, c.ValidDelivered, c.ValidCommitted, goal, dups, c.LostCount(), dl,
+			convergenceWord(r.Convergence), round(r.Wall), round(r.Stream), round(r.Drain), settledWord(r.Settled), tail)
 	}
 	var faults int64
 	for _, f := range r.Faults {
@@ -52,8 +59,9 @@ func (r *Result) Verdict() string {
 		fh = fmt.Sprintf("; FHIR %d observations committed, pushed %d, lost %d, duplicates at the EHR %d, pending %d",
 			f.Recorded[enqCommitted], f.Pushed, f.LostCount(), len(f.Duplicates), sum(f.Pending))
 	}
-	return fmt.Sprintf("chaos: %s %d messages committed, lost %d, %s, %s, final %d, pending %d%s; %d SIGKILLs, %s, %d faulted provider requests, %s; wall %s",
-		word, committed, c.LostCount(), dups, dl, sum(c.ByStatus), pending, fh, len(r.Kills), pg, faults, outageWord(r.Outages), round(r.Wall))
+	return fmt.Sprintf("chaos: %s %d messages committed, lost %d, %s, %s, final %d, pending %d%s; %d SIGKILLs, %s, %d faulted provider requests, %s; %s; wall %s%s",
+		word, committed, c.LostCount(), dups, dl, sum(c.ByStatus), pending, fh, len(r.Kills), pg, faults, outageWord(r.Outages),
+		convergenceWord(r.Convergence), round(r.Wall), tail)
 }
 
 // Report writes the run's details: the faults, every finding with its
@@ -63,6 +71,13 @@ func (r *Result) Report(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	p("")
 	p("== %s run %s (seed %d) ==", r.Config.Mode, r.Run, r.Config.Seed)
+	for _, e := range r.CheckErrors {
+		p("CHECK       could not run: %s", e)
+	}
+	if c == nil {
+		p("%s", r.Verdict())
+		return
+	}
 	p("stream      %d messages in %s (%.1f/s); enqueue outcomes %s; unknown commits found present %d",
 		r.Enqueued, round(r.Stream), float64(r.Enqueued)/max(r.Stream.Seconds(), 0.001), formatMap(c.Enqueues), c.UnknownPresent)
 	p("drain       %s, %s", round(r.Drain), settledWord(r.Settled))
@@ -88,7 +103,7 @@ func (r *Result) Report(w io.Writer) {
 	for _, name := range sortedKeys(r.UnexpectedExits) {
 		p("exits       %s exited unasked %d times: %s", name, len(r.UnexpectedExits[name]), strings.Join(r.UnexpectedExits[name], "; "))
 	}
-	p("providers   copies accepted: %s; unattributed %d", formatMap(c.ProviderCopies), c.Unattributed)
+	p("providers   copies accepted: %s; unattributed %d, misattributed %d", formatMap(c.ProviderCopies), len(c.Unattributed), len(c.Misattributed))
 	p("final       %s", formatMap(c.ByStatus))
 	p("delivered   %.2f%% of valid messages (%d/%d)", c.DeliveredShare()*100, c.ValidDelivered, c.ValidCommitted)
 	for _, k := range sortedKeys(c.ValidNotDeliv) {
@@ -103,12 +118,14 @@ func (r *Result) Report(w io.Writer) {
 	for _, m := range c.Misattributed {
 		p("MISSENT     %s", m)
 	}
+	for _, u := range c.Unattributed {
+		p("UNATTRIB    %s", u)
+	}
 	for _, d := range c.Duplicates {
-		expl := d.Explanation
-		if expl == "" {
-			expl = "UNEXPLAINED: no ambiguous attempt before the second copy"
-		}
-		p("duplicate   message %d: %d copies; attempts %s; %s", d.MessageID, d.Copies, d.Attempts, expl)
+		p("DUPLICATE   message %d sent twice: %s; attempts %s", d.MessageID, d.Why, d.Attempts)
+	}
+	if len(c.Held) > 0 {
+		p("held        %d messages held for an operator (reconciliation undecided; not lost, not resent): %v", len(c.Held), firstN(c.Held, 20))
 	}
 	byCause := map[string]int{}
 	for _, d := range c.DeadLetters {
@@ -133,6 +150,10 @@ func (r *Result) Report(w io.Writer) {
 		if len(f.Duplicates) > 0 {
 			p("FHIR DUP    %d observations held more than once at the EHR: %v", len(f.Duplicates), firstN(f.Duplicates, 20))
 		}
+	}
+	reportConvergence(p, r.Convergence)
+	for _, f := range r.Failures() {
+		p("FAILURE     %s", f)
 	}
 	if r.Dir != "" {
 		p("kept        %s (process logs, cluster)", r.Dir)
