@@ -25,6 +25,10 @@ type Config struct {
 	OperatorUsername     string `env:"OPERATOR_USERNAME"`
 	OperatorPasswordHash Secret `env:"OPERATOR_PASSWORD_HASH"`
 
+	// Login bounds failed operator logins (OPERATOR_LOGIN_*,
+	// OPERATOR_BCRYPT_CONCURRENCY).
+	Login LoginConfig
+
 	// WebhookMaxBodyBytes limits a callback's body; larger ones get 413.
 	WebhookMaxBodyBytes int64 `env:"WEBHOOK_MAX_BODY_BYTES, default=65536"`
 

@@ -3,49 +3,213 @@ package api
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"sync/atomic"
+	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/time/rate"
 )
 
 // operatorRealm is the Basic auth realm of operator routes.
 const operatorRealm = `Basic realm="switchboard"`
 
+// LoginConfig bounds password guessing on the operator routes
+// (OPERATOR_LOGIN_* variables). Zero fields take the defaults.
+type LoginConfig struct {
+	// FailuresPerIP failed logins from one source address (an IPv6 /64)
+	// lock that source out; it gets one more try every Refill.
+	FailuresPerIP int `env:"OPERATOR_LOGIN_FAILURES_PER_IP, default=10"`
+	// FailuresPerUsername failed logins naming one username, from anywhere,
+	// lock that username out; one more try every Refill.
+	FailuresPerUsername int `env:"OPERATOR_LOGIN_FAILURES_PER_USERNAME, default=20"`
+	// Refill is how often a locked-out source or username gets one try.
+	Refill time.Duration `env:"OPERATOR_LOGIN_REFILL, default=1m"`
+	// Tracked bounds how many sources and how many usernames are
+	// remembered (least recently failed are forgotten first).
+	Tracked int `env:"OPERATOR_LOGIN_TRACKED, default=10000"`
+	// BcryptConcurrency is how many password checks run at once; a login
+	// that finds them all busy answers 429 at once, so guessing cannot take
+	// the CPU the webhook routes need.
+	BcryptConcurrency int `env:"OPERATOR_BCRYPT_CONCURRENCY, default=1"`
+}
+
+func (c LoginConfig) withDefaults() LoginConfig {
+	if c.FailuresPerIP <= 0 {
+		c.FailuresPerIP = 10
+	}
+	if c.FailuresPerUsername <= 0 {
+		c.FailuresPerUsername = 20
+	}
+	if c.Refill <= 0 {
+		c.Refill = time.Minute
+	}
+	if c.Tracked <= 0 {
+		c.Tracked = 10000
+	}
+	if c.BcryptConcurrency <= 0 {
+		c.BcryptConcurrency = 1
+	}
+	return c
+}
+
+// Results of an operator login, the result label of
+// switchboard_operator_logins_total.
+const (
+	loginOK     = "ok"
+	loginFailed = "failed"
+	loginLocked = "locked_out"
+	loginBusy   = "busy"
+)
+
+var operatorLogins = promauto.NewCounterVec(prometheus.CounterOpts{
+	Namespace: "switchboard",
+	Name:      "operator_logins_total",
+	Help:      "Operator logins with a password, by result (ok, failed, locked_out: refused by the per-source or per-username lockout without a password check, busy: every password check slot was taken).",
+}, []string{"result"})
+
 // operatorAuth checks operator credentials. bcrypt is deliberately slow and
-// River UI polls its API several times a second, so once a password has
-// matched the hash its SHA-256 is kept and compared in constant time
-// instead; any other password still goes through bcrypt.
+// River UI polls its API several times a second, so once a username and
+// password have matched, the SHA-256 of the pair is kept and compared in
+// constant time instead; anything else goes through bcrypt, so a right
+// password with a wrong username costs what a wrong password costs.
 type operatorAuth struct {
 	username string
 	hash     []byte
-	// verified is the SHA-256 of the password last verified by bcrypt.
+	// verified is the SHA-256 of the username and password last verified.
 	verified atomic.Pointer[[sha256.Size]byte]
+	// compare is bcrypt.CompareHashAndPassword (tests count the calls).
+	compare func(hash, password []byte) error
+
+	cfg    LoginConfig
+	bySrc  *lru.Cache[string, *rate.Limiter]
+	byUser *lru.Cache[string, *rate.Limiter]
+	// slots holds one token per password check that may run at once.
+	slots chan struct{}
+}
+
+func newOperatorState(a *operatorAuth, cfg LoginConfig) *operatorAuth {
+	a.cfg = cfg.withDefaults()
+	a.compare = bcrypt.CompareHashAndPassword
+	// lru.New fails only for a size <= 0, which withDefaults rules out.
+	a.bySrc, _ = lru.New[string, *rate.Limiter](a.cfg.Tracked)
+	a.byUser, _ = lru.New[string, *rate.Limiter](a.cfg.Tracked)
+	a.slots = make(chan struct{}, a.cfg.BcryptConcurrency)
+	return a
 }
 
 func (a *operatorAuth) configured() bool {
 	return a != nil && a.username != "" && len(a.hash) > 0
 }
 
-// check reports whether user and password are the operator's. The username
-// is compared in constant time, and the password is checked even when the
-// username is wrong, so timing tells nothing about which one failed.
-func (a *operatorAuth) check(user, password string) bool {
-	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(a.username)) == 1
-	sum := sha256.Sum256([]byte(password))
-	passOK := false
+// pairSum is what the cache holds: the username and password, separated
+// so that ("ab","c") and ("a","bc") differ.
+func pairSum(user, password string) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write([]byte(strconv.Itoa(len(user))))
+	h.Write([]byte{0})
+	h.Write([]byte(user))
+	h.Write([]byte(password))
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// check reports whether user and password are the operator's. The cached
+// pair answers only for exactly the operator's pair; anything else is
+// checked by bcrypt, whatever is wrong, so timing tells nothing about
+// which part failed. busy is true when no password check slot was free:
+// nothing was checked.
+func (a *operatorAuth) check(user, password string) (ok, busy bool) {
+	sum := pairSum(user, password)
 	if v := a.verified.Load(); v != nil && subtle.ConstantTimeCompare(v[:], sum[:]) == 1 {
-		passOK = true
-	} else if bcrypt.CompareHashAndPassword(a.hash, []byte(password)) == nil {
-		a.verified.Store(&sum)
-		passOK = true
+		return true, false
 	}
-	return userOK && passOK
+	select {
+	case a.slots <- struct{}{}:
+		defer func() { <-a.slots }()
+	default:
+		return false, true
+	}
+	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(a.username)) == 1
+	passOK := a.compare(a.hash, []byte(password)) == nil
+	if userOK && passOK {
+		a.verified.Store(&sum)
+		return true, false
+	}
+	return false, false
+}
+
+// sourceKey is the lockout key of a request's source: its address, or its
+// /64 for IPv6 (one host usually holds a whole /64).
+func sourceKey(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	addr = addr.Unmap()
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p.String()
+	}
+	return addr.String()
+}
+
+func (a *operatorAuth) limiter(c *lru.Cache[string, *rate.Limiter], key string, burst int) *rate.Limiter {
+	if l, ok := c.Get(key); ok {
+		return l
+	}
+	l := rate.NewLimiter(rate.Every(a.cfg.Refill), burst)
+	if prev, ok, _ := c.PeekOrAdd(key, l); ok {
+		return prev
+	}
+	return l
+}
+
+// lockedOut reports whether src or user has used up its failed logins, and
+// for how long.
+func (a *operatorAuth) lockedOut(src, user string, now time.Time) (time.Duration, bool) {
+	var wait time.Duration
+	for _, l := range []*rate.Limiter{
+		a.limiter(a.bySrc, src, a.cfg.FailuresPerIP),
+		a.limiter(a.byUser, user, a.cfg.FailuresPerUsername),
+	} {
+		if l.TokensAt(now) < 1 {
+			r := l.ReserveN(now, 1)
+			wait = max(wait, r.DelayFrom(now))
+			r.CancelAt(now)
+		}
+	}
+	return wait, wait > 0
+}
+
+// failed spends one try of src and of user.
+func (a *operatorAuth) failed(src, user string, now time.Time) {
+	a.limiter(a.bySrc, src, a.cfg.FailuresPerIP).AllowN(now, 1)
+	a.limiter(a.byUser, user, a.cfg.FailuresPerUsername).AllowN(now, 1)
+}
+
+// tooMany answers 429 with a Retry-After of at least a second.
+func tooMany(w http.ResponseWriter, wait time.Duration) {
+	secs := max(int((wait+time.Second-1)/time.Second), 1)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	http.Error(w, "too many failed logins, try again later", http.StatusTooManyRequests)
 }
 
 // requireOperator lets only the operator through: 503 when no operator
-// credentials are configured, 401 with a Basic challenge when they are
-// missing or wrong.
+// login is configured, 401 with a Basic challenge when credentials are
+// missing or wrong; a source or username that has used up its failed
+// logins gets 429 without its password being checked.
 func (s *Server) requireOperator(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.operator.configured() {
@@ -53,11 +217,32 @@ func (s *Server) requireOperator(next http.Handler) http.Handler {
 			return
 		}
 		user, password, ok := r.BasicAuth()
-		if !ok || !s.operator.check(user, password) {
+		if !ok {
 			w.Header().Set("WWW-Authenticate", operatorRealm)
 			http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
 			return
 		}
+		now := time.Now()
+		src := sourceKey(r)
+		if wait, locked := s.operator.lockedOut(src, user, now); locked {
+			operatorLogins.WithLabelValues(loginLocked).Inc()
+			tooMany(w, wait)
+			return
+		}
+		good, busy := s.operator.check(user, password)
+		switch {
+		case busy:
+			operatorLogins.WithLabelValues(loginBusy).Inc()
+			tooMany(w, time.Second)
+			return
+		case !good:
+			operatorLogins.WithLabelValues(loginFailed).Inc()
+			s.operator.failed(src, user, now)
+			w.Header().Set("WWW-Authenticate", operatorRealm)
+			http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
+			return
+		}
+		operatorLogins.WithLabelValues(loginOK).Inc()
 		next.ServeHTTP(w, r)
 	})
 }

@@ -75,7 +75,7 @@ func New(cfg Config, pool *pgxpool.Pool, client *river.Client[pgx.Tx], logger *s
 	case cfg.WebhookMaxBodyBytes < 0:
 		return nil, fmt.Errorf("WEBHOOK_MAX_BODY_BYTES must be positive, got %d", cfg.WebhookMaxBodyBytes)
 	}
-	operator, err := newOperatorAuth(cfg.OperatorUsername, cfg.OperatorPasswordHash)
+	operator, err := newOperatorAuth(cfg.OperatorUsername, cfg.OperatorPasswordHash, cfg.Login)
 	if err != nil {
 		return nil, err
 	}
@@ -187,10 +187,10 @@ func parsePublicBaseURL(raw string) (string, error) {
 
 // newOperatorAuth checks the operator credentials: both or neither, and a
 // valid bcrypt hash.
-func newOperatorAuth(username string, hash Secret) (*operatorAuth, error) {
+func newOperatorAuth(username string, hash Secret, login LoginConfig) (*operatorAuth, error) {
 	switch {
 	case username == "" && hash == "":
-		return &operatorAuth{}, nil
+		return newOperatorState(&operatorAuth{}, login), nil
 	case username == "" || hash == "":
 		return nil, errors.New("OPERATOR_USERNAME and OPERATOR_PASSWORD_HASH must be set together")
 	}
@@ -198,5 +198,5 @@ func newOperatorAuth(username string, hash Secret) (*operatorAuth, error) {
 		// bcrypt's error quotes part of the hash: not wrapped.
 		return nil, errors.New("OPERATOR_PASSWORD_HASH is not a bcrypt hash")
 	}
-	return &operatorAuth{username: username, hash: []byte(hash)}, nil
+	return newOperatorState(&operatorAuth{username: username, hash: []byte(hash)}, login), nil
 }
