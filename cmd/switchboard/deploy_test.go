@@ -40,9 +40,11 @@ type composeService struct {
 		Condition string `yaml:"condition"`
 	} `yaml:"depends_on"`
 	Healthcheck *struct {
-		Test []string `yaml:"test"`
+		Test    []string `yaml:"test"`
+		Disable bool     `yaml:"disable"`
 	} `yaml:"healthcheck"`
-	Deploy *struct {
+	Volumes []string `yaml:"volumes"`
+	Deploy  *struct {
 		Replicas int `yaml:"replicas"`
 	} `yaml:"deploy"`
 	Restart string `yaml:"restart"`
@@ -131,10 +133,13 @@ func TestComposeFileWiresTheServices(t *testing.T) {
 		require.Contains(t, services, name)
 	}
 
-	require.Equal(t, "postgres:15", services["postgres"].Image)
+	require.Equal(t, "postgres:15.10", services["postgres"].Image)
 	require.NotNil(t, services["postgres"].Healthcheck, "postgres has a health check")
 	require.Contains(t, strings.Join(services["postgres"].Healthcheck.Test, " "), "pg_isready")
-	require.True(t, strings.HasPrefix(services["fhir-server"].Image, "hapiproject/hapi:"), "a public HAPI FHIR image")
+	require.NotNil(t, services["fhir-server"].Build, "the HAPI FHIR image with a health-check probe")
+	fhirDockerfile, err := os.ReadFile(filepath.Join(repoRoot, services["fhir-server"].Build.Context, "Dockerfile"))
+	require.NoError(t, err)
+	require.Regexp(t, `(?m)^FROM hapiproject/hapi:v\d`, string(fhirDockerfile), "a public HAPI FHIR image, pinned")
 	require.Equal(t, "R4", services["fhir-server"].Environment["hapi.fhir.fhir_version"])
 
 	require.Equal(t, []string{"migrate", "up"}, services["migrate"].Command)
@@ -216,4 +221,54 @@ func TestDockerfileBuildsAStaticNonRootImage(t *testing.T) {
 	ignore, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "Dockerfile.dockerignore"))
 	require.NoError(t, err)
 	require.Contains(t, string(ignore), ".data", "the local cluster stays out of the build context")
+}
+
+// Every image is pinned to a version (never latest), every service that
+// keeps running has a health check, and every file a service mounts is in
+// the repository.
+func TestComposeImagesArePinnedAndHealthChecked(t *testing.T) {
+	t.Parallel()
+	services := loadCompose(t)
+	for _, name := range []string{"prometheus", "grafana"} {
+		require.Contains(t, services, name)
+	}
+	pinned := regexp.MustCompile(`^[a-z0-9./_-]+:v?\d+(\.\d+)+(-[a-z0-9.]+)?$`)
+	for name, s := range services {
+		if s.Build != nil {
+			require.True(t, strings.HasSuffix(s.Image, ":local"), "%s builds a local image", name)
+			df := filepath.Join(repoRoot, s.Build.Context, cmpOr(s.Build.Dockerfile, "Dockerfile"))
+			b, err := os.ReadFile(df)
+			require.NoError(t, err, "%s's Dockerfile", name)
+			for _, m := range regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(string(b), -1) {
+				require.NotContains(t, m[1], ":latest", "%s: %s", df, m[1])
+				require.Contains(t, m[1], ":", "%s: %s has a tag", df, m[1])
+			}
+		} else {
+			require.Regexp(t, pinned, s.Image, "%s's image is pinned to a version", name)
+		}
+		if name == "migrate" {
+			require.Equal(t, "no", s.Restart, "the one service without a health check is one-shot")
+			continue
+		}
+		require.NotNil(t, s.Healthcheck, "%s has a health check", name)
+		require.False(t, s.Healthcheck.Disable, name)
+		require.NotEmpty(t, s.Healthcheck.Test, name)
+		require.Contains(t, []string{"CMD", "CMD-SHELL"}, s.Healthcheck.Test[0], name)
+		for _, v := range s.Volumes {
+			src, _, _ := strings.Cut(v, ":")
+			if strings.HasPrefix(src, "./") {
+				_, err := os.Stat(filepath.Join(repoRoot, src))
+				require.NoError(t, err, "%s mounts %s", name, src)
+			}
+		}
+	}
+	require.Equal(t, "service_healthy", services["prometheus"].DependsOn["api"].Condition)
+	require.Equal(t, "service_healthy", services["grafana"].DependsOn["prometheus"].Condition)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

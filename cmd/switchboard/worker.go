@@ -108,7 +108,7 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 	registry := resilience.New(resilience.DBStore{Pool: pool})
 	limiter := ratelimit.New(pool)
 
-	providers, err := smsProviders(ctx, cfg, transport, registry, limiter)
+	providers, err := smsProviders(ctx, cfg, transport, registry, limiter, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,9 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 		if rp, ok := p.Sender.(sms.ReportParser); ok {
 			parsers[p.Name()] = rp
 		}
-		probes[p.Name()] = p.Probe
+		if p.Probe != nil {
+			probes[p.Name()] = p.Probe
+		}
 	}
 
 	workers := river.NewWorkers()
@@ -183,7 +185,15 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 
 // smsProviders builds the SMS providers named in SMS_PROVIDERS, in order,
 // each behind its destination's policies and its sender's rate limit.
-func smsProviders(ctx context.Context, cfg workerConfig, transport http.RoundTripper, registry *resilience.Registry, limiter *ratelimit.Limiter) ([]sms.Provider, error) {
+// A provider whose credentials are missing or placeholders (the shipped
+// deploy/.env.example) is registered unconfigured: its messages hold, and
+// the worker runs instead of exiting into a restart loop.
+func smsProviders(ctx context.Context, cfg workerConfig, transport http.RoundTripper, registry *resilience.Registry, limiter *ratelimit.Limiter, logger *slog.Logger) ([]sms.Provider, error) {
+	unconfigured := func(name string, problem error) sms.Provider {
+		logger.ErrorContext(ctx, "sms provider unconfigured: its messages are held until it is configured",
+			slog.String("destination", name), slog.String("problem", problem.Error()))
+		return sms.Provider{Sender: sms.Unconfigured(name), Destination: registry.RegisterUnconfigured(name, problem.Error())}
+	}
 	var out []sms.Provider
 	seen := map[string]bool{}
 	for _, name := range strings.Split(cfg.SMSProviders, ",") {
@@ -202,7 +212,8 @@ func smsProviders(ctx context.Context, cfg workerConfig, transport http.RoundTri
 		switch name {
 		case twilio.Provider:
 			if err := cfg.Twilio.Validate(); err != nil {
-				return nil, usageError{err.Error()}
+				out = append(out, unconfigured(name, err))
+				continue
 			}
 			tw, err := twilio.New(cfg.Twilio, transport)
 			if err != nil {
@@ -212,7 +223,8 @@ func smsProviders(ctx context.Context, cfg workerConfig, transport http.RoundTri
 			sender = cmp.Or(cfg.Twilio.FromNumber, cfg.Twilio.MessagingServiceSID)
 		case telnyx.Provider:
 			if err := cfg.Telnyx.Validate(); err != nil {
-				return nil, usageError{err.Error()}
+				out = append(out, unconfigured(name, err))
+				continue
 			}
 			tx, err := telnyx.New(cfg.Telnyx, transport)
 			if err != nil {

@@ -3,8 +3,9 @@
 #
 #   deploy/prometheus/check.sh      (from any directory; `make alerts/check`, CI)
 #
-# Runs `promtool check rules` on alerts.yml and `promtool test rules` on
-# alerts_test.yml. When promtool is missing it installs Debian's `prometheus`
+# Runs `promtool check rules` on alerts.yml, `promtool test rules` on
+# alerts_test.yml and `promtool check config` on prometheus.yml (the compose
+# file's Prometheus, which loads alerts.yml). When promtool is missing it installs Debian's `prometheus`
 # package, which provides /usr/bin/promtool; that needs root.
 set -euo pipefail
 
@@ -37,3 +38,4 @@ ensure_promtool() {
 ensure_promtool
 promtool check rules deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/alerts_test.yml
+promtool check config deploy/prometheus/prometheus.yml

@@ -402,6 +402,13 @@ func TestRiverUI(t *testing.T) {
 		rec = get(b.handler, "/riverui/api/jobs", "anyone", "anything")
 		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	})
+
+	t.Run("UnavailableWithAUsernameButNoHash", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(c *api.Config) { c.OperatorUsername, c.OperatorPasswordHash = "operator", "" })
+		rec := get(b.handler, "/riverui/", "operator", "")
+		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	})
 }
 
 func TestRun(t *testing.T) {

@@ -185,14 +185,16 @@ func parsePublicBaseURL(raw string) (string, error) {
 	return strings.TrimSuffix(raw, "/"), nil
 }
 
-// newOperatorAuth checks the operator credentials: both or neither, and a
-// valid bcrypt hash.
+// newOperatorAuth checks the operator credentials. An unset hash turns the
+// operator routes off (they answer 503), whatever the username: that is what
+// deploy/.env.example ships until an operator sets a password. A hash
+// without a username, or one that is not bcrypt, is a mistake.
 func newOperatorAuth(username string, hash Secret, login LoginConfig) (*operatorAuth, error) {
 	switch {
-	case username == "" && hash == "":
+	case hash == "":
 		return newOperatorState(&operatorAuth{}, login), nil
-	case username == "" || hash == "":
-		return nil, errors.New("OPERATOR_USERNAME and OPERATOR_PASSWORD_HASH must be set together")
+	case username == "":
+		return nil, errors.New("OPERATOR_PASSWORD_HASH is set without OPERATOR_USERNAME")
 	}
 	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
 		// bcrypt's error quotes part of the hash: not wrapped.

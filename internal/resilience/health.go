@@ -29,6 +29,10 @@ var (
 		Name: "switchboard_process_breaker_state",
 		Help: "This process's circuit breaker per destination: 0 closed, 1 half-open, 2 open.",
 	}, []string{"destination"})
+	configuredGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "switchboard_destination_configured",
+		Help: "1 when this process can call the destination, 0 when its credentials are missing or placeholders (its jobs are held).",
+	}, []string{"destination"})
 )
 
 // pending is one destination's outcomes since the last flush.

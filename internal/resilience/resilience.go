@@ -131,7 +131,15 @@ const (
 	ReasonBreakerOpen = "breaker_open"
 	ReasonPaused      = "paused"
 	ReasonBusy        = "bulkhead_full"
+	// ReasonUnconfigured: the destination's credentials are missing or
+	// placeholders (RegisterUnconfigured); only a restart with settings
+	// changes that.
+	ReasonUnconfigured = "unconfigured"
 )
+
+// unconfiguredRetry is how long a job holds for an unconfigured
+// destination before it looks again (plus jitter).
+const unconfiguredRetry = 5 * time.Minute
 
 // UnavailableError means the destination was not called: its breaker is
 // open, an operator paused it, or this process's bulkhead is full.
@@ -157,7 +165,10 @@ type Destination struct {
 	execRetry failsafe.Executor[any]
 	health    *Registry
 	paused    atomic.Bool
-	lastCall  atomic.Int64 // unix nanos of the last call that reached the destination
+	// unconfigured says why the destination cannot be called at all; empty
+	// for a configured one.
+	unconfigured string
+	lastCall     atomic.Int64 // unix nanos of the last call that reached the destination
 }
 
 // Name returns the destination's name.
@@ -176,6 +187,9 @@ func jitter(d time.Duration) time.Duration {
 // returns an *UnavailableError when the destination is paused or its breaker
 // is open, and nil otherwise. Workers ask before recording an attempt.
 func (d *Destination) Ready() error {
+	if d.unconfigured != "" {
+		return &UnavailableError{Destination: d.name, Reason: ReasonUnconfigured, RetryAfter: jitter(unconfiguredRetry)}
+	}
 	if d.paused.Load() {
 		return &UnavailableError{Destination: d.name, Reason: ReasonPaused, RetryAfter: jitter(30 * time.Second)}
 	}
@@ -338,8 +352,32 @@ func (r *Registry) Register(name string, s Settings, classify func(error) Outcom
 	}
 	r.dests[name] = d
 	breakerGauge.WithLabelValues(name).Set(0)
+	configuredGauge.WithLabelValues(name).Set(1)
 	return d
 }
+
+// RegisterUnconfigured adds a destination that is never called because its
+// settings cannot work (missing or placeholder credentials; problem says
+// which, without secret values). Its jobs hold — snooze with reason
+// unconfigured, no attempt spent — up to their kind's unavailable limit,
+// and the destination's health records the class unconfigured, so an
+// operator sees it in `switchboard destination list` and on /metrics
+// instead of a process that exits and restarts in a loop.
+func (r *Registry) RegisterUnconfigured(name, problem string) *Destination {
+	s, _ := LoadSettingsFrom(context.Background(), name, envconfig.MapLookuper(nil))
+	d := r.Register(name, s, func(error) Outcome { return Healthy })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d.unconfigured = problem
+	p := r.stat(name)
+	p.lastFailure = time.Now()
+	p.lastFailureClass = ReasonUnconfigured
+	configuredGauge.WithLabelValues(name).Set(0)
+	return d
+}
+
+// Unconfigured returns why the destination cannot be called, or "".
+func (d *Destination) Unconfigured() string { return d.unconfigured }
 
 // Get returns the named destination, or nil.
 func (r *Registry) Get(name string) *Destination {

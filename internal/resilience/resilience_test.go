@@ -248,3 +248,28 @@ func TestConsecutiveFailuresTripDespiteAHealthyWindow(t *testing.T) {
 	var ue *resilience.UnavailableError
 	require.ErrorAs(t, d.Call(ctx, false, func(context.Context) error { t.Fatal("called while open"); return nil }), &ue)
 }
+
+// A destination whose credentials are placeholders is never called: every
+// call holds with reason unconfigured, and its health says so.
+func TestUnconfiguredDestinationHoldsItsCalls(t *testing.T) {
+	t.Parallel()
+	pool, _ := dbtest.NewPool(t)
+	reg := resilience.New(resilience.DBStore{Pool: pool})
+	d := reg.RegisterUnconfigured("twilio", "TWILIO_AUTH_TOKEN must be alphanumeric")
+	require.Equal(t, "TWILIO_AUTH_TOKEN must be alphanumeric", d.Unconfigured())
+
+	var ue *resilience.UnavailableError
+	require.ErrorAs(t, d.Ready(), &ue)
+	require.Equal(t, resilience.ReasonUnconfigured, ue.Reason)
+	require.GreaterOrEqual(t, ue.RetryAfter, 5*time.Minute)
+	called := false
+	err := d.Call(t.Context(), true, func(context.Context) error { called = true; return nil })
+	require.ErrorAs(t, err, &ue)
+	require.False(t, called, "an unconfigured destination is never called")
+
+	require.NoError(t, reg.Flush(t.Context()))
+	var class string
+	require.NoError(t, pool.QueryRow(t.Context(),
+		"SELECT last_failure_class FROM switchboard.destination_health WHERE destination = 'twilio'").Scan(&class))
+	require.Equal(t, "unconfigured", class)
+}
