@@ -79,6 +79,7 @@ type attemptRow struct {
 	Outcome           string // "" while unknown
 	StartedAt         time.Time
 	ProviderMessageID string
+	JobID, JobAttempt int64 // the run of the job that made it (0 when unknown)
 }
 
 // Duplicate is a message sent more than once: a provider (or two) holds
@@ -454,6 +455,9 @@ func describeAttempts(r *msgRow) string {
 		if a.ProviderMessageID != "" {
 			s += ":" + a.ProviderMessageID
 		}
+		// The attempt row and the job run that wrote it, for the operator
+		// who looks it up in message_attempts.
+		s += fmt.Sprintf("(attempt %d, job %d run %d, %s)", a.ID, a.JobID, a.JobAttempt, a.StartedAt.UTC().Format("15:04:05.000"))
 		parts = append(parts, s)
 	}
 	if len(parts) == 0 {
@@ -535,7 +539,8 @@ ORDER BY m.id`, prefix)
 		return nil, fmt.Errorf("error reading messages: %w", err)
 	}
 	arows, err := pool.Query(ctx, `
-SELECT a.message_id, a.id, a.provider, coalesce(a.outcome, ''), a.started_at, coalesce(a.provider_message_id, '')
+SELECT a.message_id, a.id, a.provider, coalesce(a.outcome, ''), a.started_at, coalesce(a.provider_message_id, ''),
+       coalesce(a.job_id, 0), coalesce(a.job_attempt, 0)
 FROM switchboard.message_attempts a JOIN switchboard.messages m ON m.id = a.message_id
 WHERE m.idempotency_key LIKE $1 || '%'
 ORDER BY a.message_id, a.id`, prefix)
@@ -546,7 +551,7 @@ ORDER BY a.message_id, a.id`, prefix)
 	for arows.Next() {
 		var id int64
 		var a attemptRow
-		if err := arows.Scan(&id, &a.ID, &a.Provider, &a.Outcome, &a.StartedAt, &a.ProviderMessageID); err != nil {
+		if err := arows.Scan(&id, &a.ID, &a.Provider, &a.Outcome, &a.StartedAt, &a.ProviderMessageID, &a.JobID, &a.JobAttempt); err != nil {
 			return nil, fmt.Errorf("error reading attempts: %w", err)
 		}
 		if r := byID[id]; r != nil {
