@@ -64,7 +64,7 @@ func (v apiVendors) apply(cfg *api.Config, pool *pgxpool.Pool, logger *slog.Logg
 }
 
 func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("api", "api\n\nServes provider webhooks, River UI (/riverui/, operator auth) and /healthz, /readyz, /metrics on API_ADDR.", stdout)
+	fs := newFlags("api", "api\n\nServes provider webhooks, River UI (/riverui/, operator auth) and /healthz, /readyz on API_ADDR; /metrics on API_METRICS_ADDR (loopback by default).", stdout)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -207,7 +207,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	} else {
 		fmt.Fprintf(stdout, "  login        %s / (the password behind OPERATOR_PASSWORD_HASH)\n", cfg.API.API.OperatorUsername)
 	}
-	fmt.Fprintf(stdout, "  worker       http://%s/metrics\n", cfg.WorkerConfig.Worker.Addr)
+	fmt.Fprintf(stdout, "  metrics      http://%s/metrics\n", cfg.WorkerConfig.Worker.MetricsAddr)
 	fmt.Fprintf(stdout, "  sandboxes    Twilio %s, Telnyx %s (SMS_PROVIDERS=%s), Google Health %s\n",
 		sandboxes.url(0), sandboxes.url(1), cfg.WorkerConfig.SMSProviders, sandboxes.url(2))
 	fmt.Fprintf(stdout, "  messages     psql '%s' -c 'SELECT id, status, provider_message_id, updated_at FROM switchboard.messages ORDER BY id DESC LIMIT 10'\n", cfg.WorkerConfig.Base.DatabaseURL)

@@ -52,7 +52,7 @@ const usage = `Usage: switchboard <command> [arguments]
 
 Commands:
   migrate up|down|status|reset   apply, roll back one, list, or redo all migrations
-  worker                         work jobs (River) and serve /healthz /readyz /metrics on WORKER_ADDR
+  worker                         work jobs (River) and serve /healthz /readyz on WORKER_ADDR, /metrics on WORKER_METRICS_ADDR
   api                            serve webhooks, River UI and probes on API_ADDR
   dev                            migrate, then worker + api + sandbox providers + demo traffic
   dlq list|show|retry|purge      inspect and act on dead letters

@@ -52,7 +52,7 @@ type workerConfig struct {
 }
 
 func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("worker", "worker\n\nWorks the queues in WORKER_QUEUES and serves /healthz, /readyz and /metrics on WORKER_ADDR.\nSIGTERM stops fetching and gives running jobs WORKER_SHUTDOWN_TIMEOUT to finish.", stdout)
+	fs := newFlags("worker", "worker\n\nWorks the queues in WORKER_QUEUES and serves /healthz and /readyz on WORKER_ADDR, /metrics on WORKER_METRICS_ADDR (loopback by default).\nSIGTERM stops fetching and gives running jobs WORKER_SHUTDOWN_TIMEOUT to finish.", stdout)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -89,6 +89,9 @@ func (w *workerParts) start(g *errgroup.Group, ctx context.Context, cfg workerCo
 	g.Go(func() error { return worker.Run(ctx, cfg.Worker, w.client, logger) })
 	g.Go(func() error { w.registry.Run(ctx, 2*time.Second, logger); return nil })
 	g.Go(func() error { return httpserver.Serve(ctx, cfg.Worker.Addr, workerProbes(pool, w.client), logger) })
+	g.Go(func() error {
+		return httpserver.Serve(ctx, cfg.Worker.MetricsAddr, httpserver.Metrics(cfg.Worker.MetricsToken), logger)
+	})
 }
 
 // newWorker wires the vendors, their resilience policies and the workers

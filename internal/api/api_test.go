@@ -43,6 +43,7 @@ type testBundle struct {
 	client  *river.Client[pgx.Tx]
 	cfg     api.Config
 	handler http.Handler
+	metrics http.Handler
 }
 
 // newClient is an insert-only River client on pool, as cmd builds it.
@@ -81,7 +82,7 @@ func setup(t *testing.T, mutate func(*api.Config)) *testBundle {
 	srv, err := api.New(cfg, pool, client, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(t.Context()))
-	return &testBundle{pool: pool, client: client, cfg: cfg, handler: srv.Handler()}
+	return &testBundle{pool: pool, client: client, cfg: cfg, handler: srv.Handler(), metrics: srv.MetricsHandler()}
 }
 
 // sign computes X-Twilio-Signature the way Twilio documents it, independently
@@ -280,7 +281,7 @@ func TestTwilioStatus(t *testing.T) {
 		require.Equal(t, http.StatusOK, postSigned(b.handler, statusPath, statusForm("queued")).Code)
 
 		rec := httptest.NewRecorder()
-		b.handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		b.metrics.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 		require.Equal(t, http.StatusOK, rec.Code)
 		body := rec.Body.String()
 		for _, result := range []string{"accepted", "duplicate", "bad_signature", "malformed", "too_large", "error"} {
@@ -293,7 +294,7 @@ func TestTwilioStatus(t *testing.T) {
 func TestProbes(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
-	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+	for _, path := range []string{"/healthz", "/readyz"} {
 		rec := httptest.NewRecorder()
 		b.handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 		require.Equal(t, http.StatusOK, rec.Code, path)
@@ -414,7 +415,7 @@ func TestRiverUI(t *testing.T) {
 func TestRun(t *testing.T) {
 	t.Parallel()
 	pool, _ := dbtest.NewPool(t)
-	srv, err := api.New(api.Config{Addr: "127.0.0.1:0", PublicBaseURL: testBaseURL}, pool, newClient(t, pool, api.RiverSchema), slog.New(slog.DiscardHandler))
+	srv, err := api.New(api.Config{Addr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", PublicBaseURL: testBaseURL}, pool, newClient(t, pool, api.RiverSchema), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

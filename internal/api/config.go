@@ -14,6 +14,15 @@ type Config struct {
 	// Addr is the listen address.
 	Addr string `env:"API_ADDR, default=:8080"`
 
+	// MetricsAddr is where /metrics is served, apart from the public
+	// listener: loopback by default. Set it to ":9090" (with MetricsToken)
+	// for a Prometheus on another host.
+	MetricsAddr string `env:"API_METRICS_ADDR, default=127.0.0.1:9090"`
+
+	// MetricsToken, when set, is the bearer token a scrape of /metrics must
+	// send.
+	MetricsToken httpserver.Token `env:"METRICS_TOKEN"`
+
 	// PublicBaseURL is the externally visible base URL, e.g.
 	// https://switchboard.example.com. Webhook URLs and their signatures are
 	// computed against it, never against the request's Host header.
@@ -84,8 +93,8 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.mask()), nil }
 
 // String prints the configuration with its secrets redacted.
 func (c Config) String() string {
-	return fmt.Sprintf("{Addr:%s PublicBaseURL:%s OperatorUsername:%s OperatorPasswordHash:%s WebhookMaxBodyBytes:%d HTTP:%+v TwilioAuthToken:%s}",
-		c.Addr, c.PublicBaseURL, c.OperatorUsername, c.OperatorPasswordHash, c.WebhookMaxBodyBytes, c.HTTP, Secret(c.TwilioAuthToken))
+	return fmt.Sprintf("{Addr:%s MetricsAddr:%s MetricsToken:%s PublicBaseURL:%s OperatorUsername:%s OperatorPasswordHash:%s WebhookMaxBodyBytes:%d HTTP:%+v TwilioAuthToken:%s}",
+		c.Addr, c.MetricsAddr, c.MetricsToken, c.PublicBaseURL, c.OperatorUsername, c.OperatorPasswordHash, c.WebhookMaxBodyBytes, c.HTTP, Secret(c.TwilioAuthToken))
 }
 
 // GoString is String: %#v must not print secrets either.
@@ -95,6 +104,8 @@ func (c Config) GoString() string { return "api.Config" + c.String() }
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
+		slog.String("metrics_addr", c.MetricsAddr),
+		slog.Any("metrics_token", c.MetricsToken),
 		slog.String("public_base_url", c.PublicBaseURL),
 		slog.String("operator_username", c.OperatorUsername),
 		slog.Any("operator_password_hash", c.OperatorPasswordHash),

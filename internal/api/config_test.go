@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/sethvargo/go-envconfig"
@@ -12,6 +14,7 @@ import (
 	"github.com/switchboard-health/switchboard/internal/api"
 	"github.com/switchboard-health/switchboard/internal/database/dbtest"
 	"github.com/switchboard-health/switchboard/internal/httpserver"
+	"github.com/switchboard-health/switchboard/internal/worker"
 )
 
 func TestConfig(t *testing.T) {
@@ -122,4 +125,25 @@ func TestNew(t *testing.T) {
 		_, err := api.New(api.Config{PublicBaseURL: "https://sb.example.com"}, pool, newClient(t, pool, ""), logger)
 		require.ErrorContains(t, err, "schema")
 	})
+}
+
+// TestMetricsListenOnLoopbackByDefault: /metrics is not on the public
+// listener, and its own listener defaults to loopback, for the api and the
+// worker alike.
+func TestMetricsListenOnLoopbackByDefault(t *testing.T) {
+	t.Parallel()
+	var cfg api.Config
+	require.NoError(t, envconfig.ProcessWith(t.Context(), &envconfig.Config{Target: &cfg, Lookuper: envconfig.MapLookuper(map[string]string{"PUBLIC_BASE_URL": "https://sb.example.com"})}))
+	require.Equal(t, "127.0.0.1:9090", cfg.MetricsAddr)
+	var wcfg worker.Config
+	require.NoError(t, envconfig.ProcessWith(t.Context(), &envconfig.Config{Target: &wcfg, Lookuper: envconfig.MapLookuper(map[string]string{})}))
+	require.Equal(t, "127.0.0.1:9091", wcfg.MetricsAddr)
+
+	pool, _ := dbtest.NewPool(t)
+	srv, err := api.New(cfg, pool, newClient(t, pool, api.RiverSchema), nil)
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	require.Equal(t, http.StatusNotFound, rec.Code, "not on the public listener")
+	require.NotContains(t, rec.Body.String(), "go_goroutines")
 }

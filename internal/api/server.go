@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river"
 	twilioclient "github.com/twilio/twilio-go/client"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/errgroup"
 	"riverqueue.com/riverui"
 
 	"github.com/switchboard-health/switchboard/db"
@@ -64,6 +65,9 @@ func New(cfg Config, pool *pgxpool.Pool, client *river.Client[pgx.Tx], logger *s
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = ":8080"
+	}
+	if cfg.MetricsAddr == "" {
+		cfg.MetricsAddr = "127.0.0.1:9090"
 	}
 	baseURL, err := parsePublicBaseURL(cfg.PublicBaseURL)
 	if err != nil {
@@ -117,7 +121,6 @@ func (s *Server) routes() http.Handler {
 	probes := httpserver.Probes(s.pool)
 	mux.Handle("/healthz", probes)
 	mux.Handle("/readyz", probes)
-	mux.Handle("/metrics", probes)
 
 	mux.Handle("POST "+routeTwilioStatus, s.webhookHandler(s.twilioStatusRoute()))
 
@@ -153,14 +156,22 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// Run starts River UI and serves Handler on Config.Addr until ctx ends, then
-// shuts down gracefully. It returns nil after a clean shutdown and an error
-// when River UI cannot start or the server cannot listen or serve.
+// MetricsHandler serves /metrics (bearer token when MetricsToken is set);
+// Run serves it on Config.MetricsAddr.
+func (s *Server) MetricsHandler() http.Handler { return httpserver.Metrics(s.cfg.MetricsToken) }
+
+// Run starts River UI and serves Handler on Config.Addr and MetricsHandler
+// on Config.MetricsAddr until ctx ends, then shuts down gracefully. It
+// returns nil after a clean shutdown and an error when River UI cannot
+// start or a server cannot listen or serve.
 func (s *Server) Run(ctx context.Context) error {
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
-	return s.cfg.HTTP.Serve(ctx, s.cfg.Addr, s.handler, s.logger)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.cfg.HTTP.Serve(gctx, s.cfg.Addr, s.handler, s.logger) })
+	g.Go(func() error { return s.cfg.HTTP.Serve(gctx, s.cfg.MetricsAddr, s.MetricsHandler(), s.logger) })
+	return g.Wait()
 }
 
 // publicURL is the URL a vendor called: PUBLIC_BASE_URL followed by the path

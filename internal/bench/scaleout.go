@@ -125,6 +125,7 @@ func scaleOutRun(ctx context.Context, e *env, p *provider, procs, n int) (res Re
 		"HOME=" + os.Getenv("HOME"),
 		"DATABASE_URL=" + e.url,
 		"WORKER_ADDR=127.0.0.1:0",
+		"WORKER_METRICS_ADDR=127.0.0.1:0",
 		"WORKER_QUEUES=sms=" + strconv.Itoa(cfg.WorkersPerProcess),
 		"WORKER_FETCH_COOLDOWN=" + w.FetchCooldown.String(),
 		"WORKER_FETCH_POLL_INTERVAL=" + w.FetchPollInterval.String(),

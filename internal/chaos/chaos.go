@@ -660,7 +660,7 @@ func startProcesses(ctx context.Context, cfg Config, dbURL string, providers []*
 	env := childEnv(cfg, dbURL, "http://"+apiAddr, providers)
 	procs := &processes{api: &child{
 		name: "api", binary: cfg.Binary, args: []string{"api"},
-		env:     envList(env, map[string]string{"API_ADDR": apiAddr}),
+		env:     envList(env, map[string]string{"API_ADDR": apiAddr, "API_METRICS_ADDR": "127.0.0.1:0"}),
 		logPath: filepath.Join(dir, "api.log"), readyURL: "http://" + apiAddr + "/readyz",
 	}}
 	for i := range cfg.Workers {
@@ -671,7 +671,7 @@ func startProcesses(ctx context.Context, cfg Config, dbURL string, providers []*
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		procs.workers = append(procs.workers, &child{
 			name: fmt.Sprintf("worker-%d", i+1), binary: cfg.Binary, args: []string{"worker"},
-			env:     envList(env, map[string]string{"WORKER_ADDR": addr}),
+			env:     envList(env, map[string]string{"WORKER_ADDR": addr, "WORKER_METRICS_ADDR": "127.0.0.1:0"}),
 			logPath: filepath.Join(dir, fmt.Sprintf("worker-%d.log", i+1)), readyURL: "http://" + addr + "/readyz",
 		})
 	}

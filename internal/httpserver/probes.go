@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // ReadyTimeout bounds one /readyz answer: the database query and every extra
@@ -23,9 +22,9 @@ const ReadyTimeout = 2 * time.Second
 //     reason. Database errors are reported as "database unavailable" only (the
 //     driver's text names hosts and users); an extra check's error text is
 //     shown as is, so it must hold no secret.
-//   - GET /metrics: the default Prometheus registry.
 //
-// Mount it at each of the three paths, or use it as a whole handler.
+// Mount it at each path, or use it as a whole handler. /metrics is not
+// here: Metrics serves it on a listener of its own.
 func Probes(pool *pgxpool.Pool, extra ...func(context.Context) error) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -40,7 +39,6 @@ func Probes(pool *pgxpool.Pool, extra ...func(context.Context) error) http.Handl
 		}
 		writeText(w, http.StatusOK, "ok")
 	})
-	mux.Handle("GET /metrics", promhttp.Handler())
 	return mux
 }
 

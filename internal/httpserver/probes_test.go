@@ -93,11 +93,10 @@ func TestProbes(t *testing.T) {
 		require.Equal(t, http.StatusServiceUnavailable, code)
 	})
 
-	t.Run("MetricsServesDefaultRegistry", func(t *testing.T) {
+	t.Run("MetricsAreNotOnTheProbeListener", func(t *testing.T) {
 		t.Parallel()
-		code, body := get(t, httpserver.Probes(nil), "/metrics")
-		require.Equal(t, http.StatusOK, code)
-		require.Contains(t, body, "go_goroutines")
+		code, _ := get(t, httpserver.Probes(nil), "/metrics")
+		require.Equal(t, http.StatusNotFound, code)
 	})
 
 	t.Run("OtherMethodsAreRefused", func(t *testing.T) {
@@ -119,4 +118,32 @@ func dropDatabase(t *testing.T, dbURL string) {
 	defer conn.Close(context.Background())
 	_, err = conn.Exec(t.Context(), "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 	require.NoError(t, err)
+}
+
+// TestMetrics: /metrics is its own handler (its own listener, loopback by
+// default) and, with a token, needs it as a bearer token.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	code, body := get(t, httpserver.Metrics(""), "/metrics")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "go_goroutines")
+
+	h := httpserver.Metrics("s3cret")
+	for _, auth := range []string{"", "Bearer wrong", "Basic czNjcmV0", "Bearer s3cret2", "bearer s3cret"} {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusUnauthorized, rec.Code, auth)
+		require.NotContains(t, rec.Body.String(), "go_goroutines")
+	}
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Contains(t, rec.Body.String(), "go_goroutines")
+	require.Equal(t, "[redacted]", httpserver.Token("s3cret").String())
 }

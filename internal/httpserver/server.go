@@ -3,8 +3,9 @@
 //
 // Every server has read, write and idle timeouts and shuts down gracefully
 // when its context ends: in-flight requests get ShutdownTimeout to finish.
-// Probes serves /healthz, /readyz and /metrics for both `switchboard api` and
-// the worker's WORKER_ADDR server.
+// Probes serves /healthz and /readyz for both `switchboard api` and the
+// worker's WORKER_ADDR server; Metrics serves /metrics on each process's
+// own metrics listener.
 package httpserver
 
 import (
