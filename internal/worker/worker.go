@@ -45,13 +45,13 @@ const Schema = "switchboard"
 
 // Config is the worker's configuration.
 type Config struct {
-	Addr   string `env:"WORKER_ADDR, default=:8081"`
+	Addr string `env:"WORKER_ADDR, default=:8081"`
 	// MetricsAddr is where /metrics is served, apart from the probes:
 	// loopback by default.
 	MetricsAddr string `env:"WORKER_METRICS_ADDR, default=127.0.0.1:9091"`
 	// MetricsToken, when set, is the bearer token a scrape must send.
 	MetricsToken httpserver.Token `env:"METRICS_TOKEN"`
-	Queues string `env:"WORKER_QUEUES, default=sms=200,fhir=50,wearables=50,inbound=20,maintenance=5"`
+	Queues       string           `env:"WORKER_QUEUES, default=sms=200,fhir=50,wearables=50,inbound=20,maintenance=5"`
 
 	FetchCooldown     time.Duration `env:"WORKER_FETCH_COOLDOWN, default=5ms"`
 	FetchPollInterval time.Duration `env:"WORKER_FETCH_POLL_INTERVAL, default=100ms"`
