@@ -12,8 +12,19 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+const deploymentID = `-- name: DeploymentID :one
+SELECT id FROM switchboard.deployment
+`
+
+func (q *Queries) DeploymentID(ctx context.Context, db DBTX) (pgtype.UUID, error) {
+	row := db.QueryRow(ctx, deploymentID)
+	var id pgtype.UUID
+	err := row.Scan(&id)
+	return id, err
+}
+
 const eHREndpointGet = `-- name: EHREndpointGet :one
-SELECT id, name, base_url, auth_kind, bearer_token_sealed, client_id, token_url, scopes, signing_key_id, push_types, pull_types, rate_limit, identifier_system, include_sms_body, enabled, capabilities, capabilities_at, webhook_secret_hash, pull_interval, created_at, updated_at FROM switchboard.ehr_endpoints WHERE id = $1
+SELECT id, name, base_url, auth_kind, bearer_token_sealed, client_id, token_url, scopes, signing_key_id, push_types, pull_types, rate_limit, identifier_system, include_sms_body, enabled, capabilities, capabilities_at, webhook_secret_hash, pull_interval, created_at, updated_at, legacy_identifier_system, write_plan, retired_at FROM switchboard.ehr_endpoints WHERE id = $1
 `
 
 func (q *Queries) EHREndpointGet(ctx context.Context, db DBTX, id int64) (EHREndpoint, error) {
@@ -41,12 +52,15 @@ func (q *Queries) EHREndpointGet(ctx context.Context, db DBTX, id int64) (EHREnd
 		&i.PullInterval,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.LegacyIdentifierSystem,
+		&i.WritePlan,
+		&i.RetiredAt,
 	)
 	return i, err
 }
 
 const eHREndpointGetByName = `-- name: EHREndpointGetByName :one
-SELECT id, name, base_url, auth_kind, bearer_token_sealed, client_id, token_url, scopes, signing_key_id, push_types, pull_types, rate_limit, identifier_system, include_sms_body, enabled, capabilities, capabilities_at, webhook_secret_hash, pull_interval, created_at, updated_at FROM switchboard.ehr_endpoints WHERE name = $1
+SELECT id, name, base_url, auth_kind, bearer_token_sealed, client_id, token_url, scopes, signing_key_id, push_types, pull_types, rate_limit, identifier_system, include_sms_body, enabled, capabilities, capabilities_at, webhook_secret_hash, pull_interval, created_at, updated_at, legacy_identifier_system, write_plan, retired_at FROM switchboard.ehr_endpoints WHERE name = $1
 `
 
 func (q *Queries) EHREndpointGetByName(ctx context.Context, db DBTX, name string) (EHREndpoint, error) {
@@ -74,6 +88,9 @@ func (q *Queries) EHREndpointGetByName(ctx context.Context, db DBTX, name string
 		&i.PullInterval,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.LegacyIdentifierSystem,
+		&i.WritePlan,
+		&i.RetiredAt,
 	)
 	return i, err
 }
@@ -85,7 +102,7 @@ INSERT INTO switchboard.ehr_endpoints
 VALUES ($1, $2, $3, $4, $5, $6,
         $7, $8, $9, $10, $11,
         $12, $13, $14, $15)
-RETURNING id, name, base_url, auth_kind, bearer_token_sealed, client_id, token_url, scopes, signing_key_id, push_types, pull_types, rate_limit, identifier_system, include_sms_body, enabled, capabilities, capabilities_at, webhook_secret_hash, pull_interval, created_at, updated_at
+RETURNING id, name, base_url, auth_kind, bearer_token_sealed, client_id, token_url, scopes, signing_key_id, push_types, pull_types, rate_limit, identifier_system, include_sms_body, enabled, capabilities, capabilities_at, webhook_secret_hash, pull_interval, created_at, updated_at, legacy_identifier_system, write_plan, retired_at
 `
 
 type EHREndpointInsertParams struct {
@@ -147,12 +164,15 @@ func (q *Queries) EHREndpointInsert(ctx context.Context, db DBTX, arg EHREndpoin
 		&i.PullInterval,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.LegacyIdentifierSystem,
+		&i.WritePlan,
+		&i.RetiredAt,
 	)
 	return i, err
 }
 
 const eHREndpointList = `-- name: EHREndpointList :many
-SELECT id, name, base_url, auth_kind, bearer_token_sealed, client_id, token_url, scopes, signing_key_id, push_types, pull_types, rate_limit, identifier_system, include_sms_body, enabled, capabilities, capabilities_at, webhook_secret_hash, pull_interval, created_at, updated_at FROM switchboard.ehr_endpoints ORDER BY name
+SELECT id, name, base_url, auth_kind, bearer_token_sealed, client_id, token_url, scopes, signing_key_id, push_types, pull_types, rate_limit, identifier_system, include_sms_body, enabled, capabilities, capabilities_at, webhook_secret_hash, pull_interval, created_at, updated_at, legacy_identifier_system, write_plan, retired_at FROM switchboard.ehr_endpoints ORDER BY name
 `
 
 func (q *Queries) EHREndpointList(ctx context.Context, db DBTX) ([]EHREndpoint, error) {
@@ -186,6 +206,9 @@ func (q *Queries) EHREndpointList(ctx context.Context, db DBTX) ([]EHREndpoint, 
 			&i.PullInterval,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.LegacyIdentifierSystem,
+			&i.WritePlan,
+			&i.RetiredAt,
 		); err != nil {
 			return nil, err
 		}
@@ -195,6 +218,17 @@ func (q *Queries) EHREndpointList(ctx context.Context, db DBTX) ([]EHREndpoint, 
 		return nil, err
 	}
 	return items, nil
+}
+
+const eHREndpointRetire = `-- name: EHREndpointRetire :one
+UPDATE switchboard.ehr_endpoints SET enabled = false, retired_at = now(), updated_at = now() WHERE name = $1 RETURNING id
+`
+
+func (q *Queries) EHREndpointRetire(ctx context.Context, db DBTX, name string) (int64, error) {
+	row := db.QueryRow(ctx, eHREndpointRetire, name)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
 }
 
 const eHREndpointSetBaseURL = `-- name: EHREndpointSetBaseURL :exec
@@ -240,6 +274,29 @@ func (q *Queries) EHREndpointSetEnabled(ctx context.Context, db DBTX, arg EHREnd
 	var id int64
 	err := row.Scan(&id)
 	return id, err
+}
+
+const eHREndpointSetWritePlan = `-- name: EHREndpointSetWritePlan :exec
+UPDATE switchboard.ehr_endpoints SET write_plan = $1 WHERE id = $2
+`
+
+type EHREndpointSetWritePlanParams struct {
+	WritePlan json.RawMessage
+	ID        int64
+}
+
+func (q *Queries) EHREndpointSetWritePlan(ctx context.Context, db DBTX, arg EHREndpointSetWritePlanParams) error {
+	_, err := db.Exec(ctx, eHREndpointSetWritePlan, arg.WritePlan, arg.ID)
+	return err
+}
+
+const eHREndpointUnretire = `-- name: EHREndpointUnretire :exec
+UPDATE switchboard.ehr_endpoints SET retired_at = NULL, updated_at = now() WHERE id = $1
+`
+
+func (q *Queries) EHREndpointUnretire(ctx context.Context, db DBTX, id int64) error {
+	_, err := db.Exec(ctx, eHREndpointUnretire, id)
+	return err
 }
 
 const eHRSigningKeyGet = `-- name: EHRSigningKeyGet :one
@@ -324,4 +381,20 @@ func (q *Queries) EHRSigningKeyListActive(ctx context.Context, db DBTX) ([]EHRSi
 		return nil, err
 	}
 	return items, nil
+}
+
+const fHIRPushWakeHeld = `-- name: FHIRPushWakeHeld :execrows
+UPDATE switchboard.river_job
+SET state = 'available', scheduled_at = least(created_at, now())
+WHERE kind = 'fhir_push' AND state IN ('scheduled', 'retryable') AND args @> jsonb_build_object('endpoint_id', $1::bigint)
+`
+
+// Makes every waiting push of an endpoint due now, keeping their order:
+// River takes due jobs by scheduled_at, so the oldest is sent first.
+func (q *Queries) FHIRPushWakeHeld(ctx context.Context, db DBTX, endpointID int64) (int64, error) {
+	result, err := db.Exec(ctx, fHIRPushWakeHeld, endpointID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

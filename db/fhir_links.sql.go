@@ -7,10 +7,11 @@ package db
 
 import (
 	"context"
+	"encoding/json"
 )
 
 const fHIRLinkFindByResource = `-- name: FHIRLinkFindByResource :one
-SELECT id, endpoint_id, entity, entity_id, resource_type, resource_id, version_id, content_hash, state, reason, pushed_at FROM switchboard.fhir_links
+SELECT id, endpoint_id, entity, entity_id, resource_type, resource_id, version_id, content_hash, state, reason, pushed_at, owned_hashes FROM switchboard.fhir_links
 WHERE endpoint_id = $1 AND resource_type = $2 AND resource_id = $3
 `
 
@@ -35,12 +36,13 @@ func (q *Queries) FHIRLinkFindByResource(ctx context.Context, db DBTX, arg FHIRL
 		&i.State,
 		&i.Reason,
 		&i.PushedAt,
+		&i.OwnedHashes,
 	)
 	return i, err
 }
 
 const fHIRLinkGet = `-- name: FHIRLinkGet :one
-SELECT id, endpoint_id, entity, entity_id, resource_type, resource_id, version_id, content_hash, state, reason, pushed_at FROM switchboard.fhir_links WHERE endpoint_id = $1 AND entity = $2 AND entity_id = $3
+SELECT id, endpoint_id, entity, entity_id, resource_type, resource_id, version_id, content_hash, state, reason, pushed_at, owned_hashes FROM switchboard.fhir_links WHERE endpoint_id = $1 AND entity = $2 AND entity_id = $3
 `
 
 type FHIRLinkGetParams struct {
@@ -64,16 +66,18 @@ func (q *Queries) FHIRLinkGet(ctx context.Context, db DBTX, arg FHIRLinkGetParam
 		&i.State,
 		&i.Reason,
 		&i.PushedAt,
+		&i.OwnedHashes,
 	)
 	return i, err
 }
 
 const fHIRLinkUpsert = `-- name: FHIRLinkUpsert :exec
-INSERT INTO switchboard.fhir_links (endpoint_id, entity, entity_id, resource_type, resource_id, version_id, content_hash, state, reason)
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'pushed', NULL)
+INSERT INTO switchboard.fhir_links (endpoint_id, entity, entity_id, resource_type, resource_id, version_id, content_hash, owned_hashes, state, reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7,
+        $8, 'pushed', NULL)
 ON CONFLICT (endpoint_id, entity, entity_id) DO UPDATE
 SET resource_type = excluded.resource_type, resource_id = excluded.resource_id, version_id = excluded.version_id,
-    content_hash = excluded.content_hash, state = 'pushed', reason = NULL, pushed_at = now()
+    content_hash = excluded.content_hash, owned_hashes = excluded.owned_hashes, state = 'pushed', reason = NULL, pushed_at = now()
 `
 
 type FHIRLinkUpsertParams struct {
@@ -84,6 +88,7 @@ type FHIRLinkUpsertParams struct {
 	ResourceID   string
 	VersionID    *string
 	ContentHash  []byte
+	OwnedHashes  json.RawMessage
 }
 
 func (q *Queries) FHIRLinkUpsert(ctx context.Context, db DBTX, arg FHIRLinkUpsertParams) error {
@@ -95,6 +100,7 @@ func (q *Queries) FHIRLinkUpsert(ctx context.Context, db DBTX, arg FHIRLinkUpser
 		arg.ResourceID,
 		arg.VersionID,
 		arg.ContentHash,
+		arg.OwnedHashes,
 	)
 	return err
 }

@@ -117,27 +117,30 @@ type Device struct {
 }
 
 type EHREndpoint struct {
-	ID                int64
-	Name              string
-	BaseUrl           string
-	AuthKind          string
-	BearerTokenSealed *string
-	ClientID          *string
-	TokenUrl          *string
-	Scopes            *string
-	SigningKeyID      *int64
-	PushTypes         []string
-	PullTypes         []string
-	RateLimit         *string
-	IdentifierSystem  *string
-	IncludeSmsBody    bool
-	Enabled           bool
-	Capabilities      json.RawMessage
-	CapabilitiesAt    *time.Time
-	WebhookSecretHash []byte
-	PullInterval      pgtype.Interval
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	ID                     int64
+	Name                   string
+	BaseUrl                string
+	AuthKind               string
+	BearerTokenSealed      *string
+	ClientID               *string
+	TokenUrl               *string
+	Scopes                 *string
+	SigningKeyID           *int64
+	PushTypes              []string
+	PullTypes              []string
+	RateLimit              *string
+	IdentifierSystem       *string
+	IncludeSmsBody         bool
+	Enabled                bool
+	Capabilities           json.RawMessage
+	CapabilitiesAt         *time.Time
+	WebhookSecretHash      []byte
+	PullInterval           pgtype.Interval
+	CreatedAt              time.Time
+	UpdatedAt              time.Time
+	LegacyIdentifierSystem bool
+	WritePlan              json.RawMessage
+	RetiredAt              *time.Time
 }
 
 type EHRSigningKey struct {
@@ -185,6 +188,7 @@ type FHIRLink struct {
 	State        string
 	Reason       *string
 	PushedAt     time.Time
+	OwnedHashes  json.RawMessage
 }
 
 type FHIROutbound struct {
@@ -367,6 +371,12 @@ type SwitchboardConnectLink struct {
 	ExpiresAt  time.Time
 	Uses       int32
 	LastUsedAt *time.Time
+}
+
+type SwitchboardDeployment struct {
+	Singleton bool
+	ID        pgtype.UUID
+	CreatedAt time.Time
 }
 
 type SwitchboardDestinationHealth struct {

@@ -36,3 +36,22 @@ SELECT * FROM switchboard.ehr_signing_keys WHERE retired_at IS NULL ORDER BY id;
 -- name: EHREndpointSetBaseURL :exec
 UPDATE switchboard.ehr_endpoints SET base_url = @base_url, capabilities = NULL, capabilities_at = NULL, updated_at = now()
 WHERE id = @id;
+
+-- name: EHREndpointSetWritePlan :exec
+UPDATE switchboard.ehr_endpoints SET write_plan = @write_plan WHERE id = @id;
+
+-- name: EHREndpointRetire :one
+UPDATE switchboard.ehr_endpoints SET enabled = false, retired_at = now(), updated_at = now() WHERE name = @name RETURNING id;
+
+-- name: EHREndpointUnretire :exec
+UPDATE switchboard.ehr_endpoints SET retired_at = NULL, updated_at = now() WHERE id = @id;
+
+-- name: FHIRPushWakeHeld :execrows
+-- Makes every waiting push of an endpoint due now, keeping their order:
+-- River takes due jobs by scheduled_at, so the oldest is sent first.
+UPDATE switchboard.river_job
+SET state = 'available', scheduled_at = least(created_at, now())
+WHERE kind = 'fhir_push' AND state IN ('scheduled', 'retryable') AND args @> jsonb_build_object('endpoint_id', @endpoint_id::bigint);
+
+-- name: DeploymentID :one
+SELECT id FROM switchboard.deployment;

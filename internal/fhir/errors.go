@@ -39,13 +39,15 @@ const (
 )
 
 // Error is a failed FHIR interaction. Its text holds the interaction, the
-// status and the OperationOutcome's issue codes and element paths — never a
-// body, a diagnostic text or a value.
+// status, the OperationOutcome's issue codes and element paths and its
+// diagnostics scrubbed of values (Scrub) — never a body or a value sent.
 type Error struct {
-	Op         string // e.g. "conditional create Patient"
-	Status     int    // 0 when no response arrived
-	Issues     []string
-	RetryAfter time.Duration
+	Op     string // e.g. "conditional create Patient"
+	Status int    // 0 when no response arrived
+	Issues []string
+	// Diagnostics are the OperationOutcome's texts, values scrubbed.
+	Diagnostics []string
+	RetryAfter  time.Duration
 	// Conditional marks a conditional create or update (its 412 means
 	// duplicates, not a stale version).
 	Conditional bool
@@ -64,6 +66,10 @@ func (e *Error) Error() string {
 		b.WriteString(strings.Join(e.Issues, "; "))
 		b.WriteString("]")
 	}
+	if len(e.Diagnostics) > 0 {
+		b.WriteString(" diagnostics: ")
+		b.WriteString(strings.Join(e.Diagnostics, " | "))
+	}
 	if e.Err != nil {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
@@ -77,6 +83,10 @@ func (e *Error) Unwrap() error { return e.Err }
 // fhir.md §1, in this one place. attempt is the job's attempt number (a 500
 // is retried a few times, then permanent).
 func Classify(err error, attempt int) Class {
+	var cfe *ConflictError
+	if errors.As(err, &cfe) {
+		return ClassPermanent
+	}
 	var ve *ValidationError
 	if errors.As(err, &ve) {
 		return ClassPermanent

@@ -326,6 +326,12 @@ func (w *PushWorker) deviceLink(ctx context.Context, ep *Endpoint, d db.Device, 
 // An unchanged resource (same content hash as the link) is not sent.
 func (w *PushWorker) pushOne(ctx context.Context, ep *Endpoint, entity string, entityID int64, rt string, ident Identifier,
 	build func() ([]byte, error)) (db.FHIRLink, error) {
+	link, err := w.write(ctx, ep, entity, entityID, rt, ident, build)
+	return link, recordErr(err, rt, entity, entityID, link.ResourceID)
+}
+
+func (w *PushWorker) write(ctx context.Context, ep *Endpoint, entity string, entityID int64, rt string, ident Identifier,
+	build func() ([]byte, error)) (db.FHIRLink, error) {
 	body, err := build()
 	if err != nil {
 		return db.FHIRLink{}, &ValidationError{ResourceType: rt, Issues: []string{err.Error()}}
@@ -342,6 +348,7 @@ func (w *PushWorker) pushOne(ctx context.Context, ep *Endpoint, entity string, e
 	if linked && bytes.Equal(link.ContentHash, hash) {
 		return link, nil
 	}
+	var current *Response
 	caps, err := ep.capabilities(ctx, w.deps)
 	if err != nil {
 		return link, err
@@ -365,58 +372,27 @@ func (w *PushWorker) pushOne(ctx context.Context, ep *Endpoint, entity string, e
 		}
 		if resp.Status == 201 {
 			link.ContentHash = hash
+			link.OwnedHashes = ownedHashes(rt, body, ep.opts.IdentifierSystem)
 			return link, w.saveLink(ctx, link)
 		}
 		// 200: a resource with our identifier existed (an earlier attempt
 		// whose answer was lost, or data created elsewhere): our body was
-		// ignored, so apply it with a version-aware update.
+		// ignored, so merge it into the one found.
 		if err := w.saveLink(ctx, link); err != nil {
 			return link, err
 		}
+		current = resp
 	}
 	if err := caps.Require("update", rt); err != nil {
 		return link, err
 	}
-	version := ""
-	if link.VersionID != nil {
-		version = *link.VersionID
-	}
-	withID, err := setID(body, link.ResourceID)
-	if err != nil {
-		return link, err
-	}
-	for try := 0; ; try++ {
-		var resp *Response
-		err := ep.call(ctx, func(ctx context.Context) error {
-			var err error
-			resp, err = ep.Client.Update(ctx, rt, link.ResourceID, version, withID)
-			return err
-		})
-		if err == nil {
-			link.VersionID = ptr(resp.VersionID())
-			link.ContentHash = hash
-			return link, w.saveLink(ctx, link)
-		}
-		if Classify(err, 1) != ClassStale || try >= w.deps.Config.MaxConflictRetries {
-			return link, err
-		}
-		// Someone else changed it: re-read for the current version and
-		// apply our change on top of it.
-		var cur *Response
-		if err := ep.call(ctx, func(ctx context.Context) error {
-			var err error
-			cur, err = ep.Client.Read(ctx, rt, link.ResourceID)
-			return err
-		}); err != nil {
-			return link, err
-		}
-		version = cur.VersionID()
-	}
+	return w.update(ctx, ep, link, rt, body, current)
 }
 
 func (w *PushWorker) saveLink(ctx context.Context, l db.FHIRLink) error {
 	if err := w.q.FHIRLinkUpsert(ctx, w.deps.Pool, db.FHIRLinkUpsertParams{EndpointID: l.EndpointID, Entity: l.Entity,
-		EntityID: l.EntityID, ResourceType: l.ResourceType, ResourceID: l.ResourceID, VersionID: l.VersionID, ContentHash: l.ContentHash}); err != nil {
+		EntityID: l.EntityID, ResourceType: l.ResourceType, ResourceID: l.ResourceID, VersionID: l.VersionID, ContentHash: l.ContentHash,
+		OwnedHashes: l.OwnedHashes}); err != nil {
 		return fmt.Errorf("error saving fhir link: %w", err)
 	}
 	return nil
@@ -559,6 +535,7 @@ func (w *PushWorker) pushObservationTransaction(ctx context.Context, ep *Endpoin
 			if pt.rt != "Observation" || dev == nil || refs[1] != "" {
 				if body, err := pt.build(refs[0], dr); err == nil {
 					link.ContentHash = ContentHash(body)
+					link.OwnedHashes = ownedHashes(pt.rt, body, sys)
 				}
 			}
 		}

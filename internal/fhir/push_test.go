@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +30,9 @@ import (
 type testBundle struct {
 	ctx      context.Context
 	pool     *pgxpool.Pool
-	base     string
+	base     string // this test's proxy in front of the shared peer
+	peerBase string // the shared peer itself
+	proxy    *peerProxy
 	system   string
 	endpoint db.EHREndpoint
 	push     *fhir.PushWorker
@@ -48,10 +49,13 @@ func randHex(n int) string {
 // the shared FHIR peer.
 func setup(t *testing.T, cfg fhir.Config) *testBundle {
 	t.Helper()
-	base := peer(t)
+	peerBase := peer(t)
+	proxy := newPeerProxy(t, peerBase)
+	base := proxy.base
 	pool, _ := dbtest.NewPool(t)
 	ctx := context.Background()
-	b := &testBundle{ctx: ctx, pool: pool, base: base, system: "https://switchboard.example/fhir/identifier/" + randHex(6)}
+	b := &testBundle{ctx: ctx, pool: pool, base: base, peerBase: peerBase, proxy: proxy,
+		system: "https://switchboard.example/fhir/identifier/" + randHex(6)}
 	ep, err := db.New().EHREndpointInsert(ctx, pool, db.EHREndpointInsertParams{
 		Name: "medplum", BaseUrl: base, AuthKind: "none",
 		PushTypes: []string{"Patient", "Observation", "Device", "Communication", "Consent"}, PullTypes: []string{"Patient", "Observation"},
@@ -144,11 +148,6 @@ func (b *testBundle) byIdentifier(t *testing.T, rt, value string) []map[string]a
 	return out
 }
 
-func requestCount(t *testing.T, base string) int {
-	_, m, _ := fhirDo(t, "GET", base+"/$stats", nil, nil)
-	return int(m["requests"].(float64))
-}
-
 func (b *testBundle) link(t *testing.T, entity string, id int64) db.FHIRLink {
 	t.Helper()
 	l, err := db.New().FHIRLinkGet(b.ctx, b.pool, db.FHIRLinkGetParams{EndpointID: b.endpoint.ID, Entity: entity, EntityID: id})
@@ -181,9 +180,9 @@ func TestPushPatientAgainstRealServer(t *testing.T) {
 	})
 
 	t.Run("PushedAgainNoDuplicateNoRequest", func(t *testing.T) {
-		before := requestCount(t, b.base)
+		before := b.proxy.requests()
 		require.NoError(t, b.runPush(t, "patient", id))
-		require.Equal(t, before+1, requestCount(t, b.base), "only this $stats call: unchanged content is not sent")
+		require.Equal(t, before, b.proxy.requests(), "unchanged content is not sent")
 		require.Len(t, b.byIdentifier(t, "Patient", p.ExternalRef), 1)
 	})
 
@@ -249,12 +248,12 @@ func TestPushInvalidResourceIsNeverSent(t *testing.T) {
 			&jobs.PushFHIROpts{EndpointName: "medplum"})
 		return err
 	})
-	before := requestCount(t, b.base)
+	before := b.proxy.requests()
 	err := b.runPush(t, "outbound", id)
 	requireCancelled(t, err)
 	require.Contains(t, err.Error(), "Observation.status")
 	require.NotContains(t, err.Error(), "secret value", "no values in job errors")
-	require.Equal(t, before+1, requestCount(t, b.base), "nothing was sent")
+	require.Equal(t, before, b.proxy.requests(), "nothing was sent")
 
 	t.Run("ValidAppResourceIsPushedWithOurIdentifier", func(t *testing.T) {
 		var ok int64
@@ -320,7 +319,7 @@ func TestPushObservationsWithTransaction(t *testing.T) {
 	})
 
 	t.Run("ThrottledSnoozes", func(t *testing.T) {
-		status, _, _ := fhirDo(t, "POST", b.base+"/$fault", map[string]any{"method": "PUT", "path": "Observation/" + ol.ResourceID,
+		status, _, _ := fhirDo(t, "POST", b.base+"/$fault", map[string]any{"path": "Observation/" + ol.ResourceID,
 			"status": 429, "retryAfter": 7, "times": 1}, nil)
 		require.Equal(t, 200, status)
 		b.tx(t, func(tx pgx.Tx) error {
@@ -466,14 +465,19 @@ func TestOperationOutcomeCarriesNoValues(t *testing.T) {
 	srv := newJSONServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(422)
 		fmt.Fprint(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","details":{"text":"Smith is not valid"},
-			"diagnostics":"value 'Smith' for Patient.name","expression":["Patient.name[0].family"]}]}`)
+			"diagnostics":"value 'Smith' for Patient.name[0].family; phone +1 500 555 0006 born 1970-01-01 mail ana@x.example","expression":["Patient.name[0].family"]}]}`)
 	})
 	c, err := fhir.NewClient(srv, nil, nil)
 	require.NoError(t, err)
-	_, err = c.ConditionalCreate(context.Background(), "Patient", fhir.Identifier{System: "s", Value: "v"}, []byte(`{}`))
+	body := `{"resourceType":"Patient","name":[{"family":"Smith"}],"telecom":[{"system":"phone","value":"+15005550006"}],"birthDate":"1970-01-01"}`
+	_, err = c.ConditionalCreate(context.Background(), "Patient", fhir.Identifier{System: "s", Value: "v"}, []byte(body))
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "error/invalid at Patient.name[0].family")
-	require.False(t, strings.Contains(err.Error(), "Smith"))
+	require.Contains(t, err.Error(), "is not valid", "the server's wording is kept")
+	require.Contains(t, err.Error(), "for Patient.name[0].family; phone", "diagnostics kept, element indexes intact")
+	for _, v := range []string{"Smith", "555", "0006", "1970", "ana@"} {
+		require.NotContains(t, err.Error(), v)
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -58,7 +58,7 @@ let faults = [];
 function capabilityStatement(base) {
   const resource = PUSHED_TYPES.concat(['Practitioner', 'Organization', 'Encounter', 'Condition']).map((type) => ({
     type,
-    interaction: ['read', 'vread', 'update', 'create', 'search-type', 'history-instance'].map((code) => ({ code })),
+    interaction: ['read', 'vread', 'update', 'patch', 'create', 'search-type', 'history-instance'].map((code) => ({ code })),
     versioning: 'versioned-update',
     readHistory: true,
     updateCreate: false,
@@ -229,6 +229,21 @@ async function handle(req, res, raw) {
       resourceType: 'OperationOutcome',
       issue: issues.length ? issues : [{ severity: 'information', code: 'informational', details: { text: 'All OK' } }],
     });
+  }
+
+  // PATCH honours If-Match like PUT (the router ignores it there).
+  if (req.method === 'PATCH' && req.headers['if-match']) {
+    const [type, id] = path.split('/');
+    const m = /"([^"]+)"/.exec(String(req.headers['if-match']));
+    let current;
+    try {
+      current = await repo.readResource(type, id);
+    } catch (err) {
+      return send(res, 404, {}, outcome('error', 'not-found', 'Not found'));
+    }
+    if (!m || !current.meta || current.meta.versionId !== m[1]) {
+      return send(res, 412, {}, outcome('error', 'conflict', 'Version mismatch'));
+    }
   }
 
   const invalid = validateWrite(req.method, path, body);
