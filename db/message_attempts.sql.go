@@ -72,23 +72,28 @@ func (q *Queries) AttemptListByMessage(ctx context.Context, db DBTX, messageID i
 	return items, nil
 }
 
-const attemptResolveAll = `-- name: AttemptResolveAll :exec
+const attemptSettle = `-- name: AttemptSettle :execrows
 UPDATE switchboard.message_attempts
 SET outcome = $1, finished_at = coalesce(finished_at, now()),
-    provider_message_id = coalesce($2, provider_message_id)
-WHERE message_id = $3 AND (outcome IS NULL OR outcome = 'ambiguous')
+    provider_message_id = coalesce(provider_message_id, $2)
+WHERE id = $3 AND (outcome IS NULL OR outcome = 'ambiguous')
 `
 
-type AttemptResolveAllParams struct {
+type AttemptSettleParams struct {
 	Outcome           *string
 	ProviderMessageID *string
-	MessageID         int64
+	ID                int64
 }
 
-// After reconciliation every unresolved attempt of the message is settled.
-func (q *Queries) AttemptResolveAll(ctx context.Context, db DBTX, arg AttemptResolveAllParams) error {
-	_, err := db.Exec(ctx, attemptResolveAll, arg.Outcome, arg.ProviderMessageID, arg.MessageID)
-	return err
+// Settles the one attempt a reconciliation asked its provider about, if no
+// one settled it since: attempts made after the question are not touched.
+// A provider id already recorded is kept.
+func (q *Queries) AttemptSettle(ctx context.Context, db DBTX, arg AttemptSettleParams) (int64, error) {
+	result, err := db.Exec(ctx, attemptSettle, arg.Outcome, arg.ProviderMessageID, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const attemptsAccept = `-- name: AttemptsAccept :many

@@ -301,7 +301,7 @@ SET provider = s.provider, provider_message_id = s.provider_message_id,
 FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::text[]) AS provider,
              unnest($3::text[]) AS provider_message_id, unnest($4::integer[]) AS segments,
              unnest($5::integer[]) AS computed_segments, unnest($6::text[]) AS encoding) AS s
-WHERE m.id = s.id
+WHERE m.id = s.id AND m.provider_message_id IS NULL
 `
 
 type MessagesAcceptParams struct {
@@ -314,6 +314,8 @@ type MessagesAcceptParams struct {
 }
 
 // Records what the providers accepted: the message is sending from now on.
+// The first provider id a message takes is kept: a second acceptance (which
+// the fence should make impossible) never overwrites it.
 // A segment count of 0 (the provider did not say) keeps the one computed
 // before sending.
 func (q *Queries) MessagesAccept(ctx context.Context, db DBTX, arg MessagesAcceptParams) error {
@@ -381,6 +383,77 @@ func (q *Queries) MessagesForSend(ctx context.Context, db DBTX, ids []int64) ([]
 			&i.Message.TimeZone,
 			&i.Message.ReconciledAt,
 			&i.OptedOut,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const messagesLock = `-- name: MessagesLock :exec
+SELECT id FROM switchboard.messages WHERE id = ANY ($1::bigint[]) ORDER BY id FOR UPDATE
+`
+
+// Locks messages in id order, as every writer of several messages takes them.
+func (q *Queries) MessagesLock(ctx context.Context, db DBTX, ids []int64) error {
+	_, err := db.Exec(ctx, messagesLock, ids)
+	return err
+}
+
+const sendRunsHolding = `-- name: SendRunsHolding :many
+SELECT m.id, r.job_id::bigint AS job_id, r.attempt::integer AS attempt, r.snoozes::integer AS snoozes
+FROM switchboard.messages m
+JOIN (SELECT unnest($1::bigint[]) AS message_id, unnest($2::bigint[]) AS job_id,
+             unnest($3::integer[]) AS attempt, unnest($4::integer[]) AS snoozes) AS r
+    ON r.message_id = m.id AND m.job_id = r.job_id
+JOIN switchboard.river_job j ON j.id = r.job_id
+WHERE j.state = 'running' AND j.attempt = r.attempt
+  AND coalesce((j.metadata ->> 'snoozes')::integer, 0) = r.snoozes
+`
+
+type SendRunsHoldingParams struct {
+	MessageIds []int64
+	JobIds     []int64
+	Attempts   []int32
+	Snoozes    []int32
+}
+
+type SendRunsHoldingRow struct {
+	ID      int64
+	JobID   int64
+	Attempt int32
+	Snoozes int32
+}
+
+// The messages (of message_ids) whose sms_send run still holds them: the
+// message's job is the run's job, and River's row of that job still shows
+// the run — running, with the run's attempt and snooze count. River changes
+// one of those on every fetch, snooze, retry and rescue, so a run that lost
+// the job (rescued, or completed by a later run) is not listed. Read after
+// the messages' locks are held, by a statement of its own.
+func (q *Queries) SendRunsHolding(ctx context.Context, db DBTX, arg SendRunsHoldingParams) ([]SendRunsHoldingRow, error) {
+	rows, err := db.Query(ctx, sendRunsHolding,
+		arg.MessageIds,
+		arg.JobIds,
+		arg.Attempts,
+		arg.Snoozes,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []SendRunsHoldingRow
+	for rows.Next() {
+		var i SendRunsHoldingRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.JobID,
+			&i.Attempt,
+			&i.Snoozes,
 		); err != nil {
 			return nil, err
 		}

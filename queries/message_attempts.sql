@@ -24,12 +24,14 @@ SET outcome = @outcome, finished_at = now(),
 WHERE id = @id;
 
 
--- name: AttemptResolveAll :exec
--- After reconciliation every unresolved attempt of the message is settled.
+-- name: AttemptSettle :execrows
+-- Settles the one attempt a reconciliation asked its provider about, if no
+-- one settled it since: attempts made after the question are not touched.
+-- A provider id already recorded is kept.
 UPDATE switchboard.message_attempts
 SET outcome = @outcome, finished_at = coalesce(finished_at, now()),
-    provider_message_id = coalesce(sqlc.narg(provider_message_id), provider_message_id)
-WHERE message_id = @message_id AND (outcome IS NULL OR outcome = 'ambiguous');
+    provider_message_id = coalesce(provider_message_id, sqlc.narg(provider_message_id))
+WHERE id = @id AND (outcome IS NULL OR outcome = 'ambiguous');
 
 -- name: AttemptsLatestUnresolved :many
 -- The newest attempt of each message whose request may have been accepted

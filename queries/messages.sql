@@ -19,6 +19,26 @@ ORDER BY m.id
 FOR UPDATE OF m;
 
 
+-- name: SendRunsHolding :many
+-- The messages (of message_ids) whose sms_send run still holds them: the
+-- message's job is the run's job, and River's row of that job still shows
+-- the run — running, with the run's attempt and snooze count. River changes
+-- one of those on every fetch, snooze, retry and rescue, so a run that lost
+-- the job (rescued, or completed by a later run) is not listed. Read after
+-- the messages' locks are held, by a statement of its own.
+SELECT m.id, r.job_id::bigint AS job_id, r.attempt::integer AS attempt, r.snoozes::integer AS snoozes
+FROM switchboard.messages m
+JOIN (SELECT unnest(@message_ids::bigint[]) AS message_id, unnest(@job_ids::bigint[]) AS job_id,
+             unnest(@attempts::integer[]) AS attempt, unnest(@snoozes::integer[]) AS snoozes) AS r
+    ON r.message_id = m.id AND m.job_id = r.job_id
+JOIN switchboard.river_job j ON j.id = r.job_id
+WHERE j.state = 'running' AND j.attempt = r.attempt
+  AND coalesce((j.metadata ->> 'snoozes')::integer, 0) = r.snoozes;
+
+-- name: MessagesLock :exec
+-- Locks messages in id order, as every writer of several messages takes them.
+SELECT id FROM switchboard.messages WHERE id = ANY (@ids::bigint[]) ORDER BY id FOR UPDATE;
+
 -- name: MessageRequeue :exec
 -- A provider provably did not accept the attempt: the message waits again.
 UPDATE switchboard.messages
@@ -27,6 +47,8 @@ WHERE id = @id AND status = 'sending' AND provider_message_id IS NULL;
 
 -- name: MessagesAccept :exec
 -- Records what the providers accepted: the message is sending from now on.
+-- The first provider id a message takes is kept: a second acceptance (which
+-- the fence should make impossible) never overwrites it.
 -- A segment count of 0 (the provider did not say) keeps the one computed
 -- before sending.
 UPDATE switchboard.messages m
@@ -38,7 +60,7 @@ SET provider = s.provider, provider_message_id = s.provider_message_id,
 FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@providers::text[]) AS provider,
              unnest(@provider_message_ids::text[]) AS provider_message_id, unnest(@segments::integer[]) AS segments,
              unnest(@computed_segments::integer[]) AS computed_segments, unnest(@encodings::text[]) AS encoding) AS s
-WHERE m.id = s.id;
+WHERE m.id = s.id AND m.provider_message_id IS NULL;
 
 -- name: MessageFinish :exec
 -- Ends a message with a final status, its reason and provider code.

@@ -191,7 +191,7 @@ func (b *bare) worker() *sms.SendWorker {
 }
 
 // enqueue commits one message and returns it and its job as River hands it
-// to Work.
+// to Work (running, attempt 1: as River's fetch leaves it).
 func (b *bare) enqueue(t *testing.T, key string) (int64, *river.Job[jobs.SMSSendArgs]) {
 	t.Helper()
 	ctx := context.Background()
@@ -202,6 +202,8 @@ func (b *bare) enqueue(t *testing.T, key string) (int64, *river.Job[jobs.SMSSend
 		return err
 	}))
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT job_id FROM switchboard.messages WHERE id = $1", id).Scan(&jobID))
+	_, err := b.pool.Exec(ctx, "UPDATE switchboard.river_job SET state = 'running', attempt = 1, attempted_at = now() WHERE id = $1", jobID)
+	require.NoError(t, err)
 	inserter, err := river.NewClient(riverpgxv5.New(b.pool), &river.Config{Schema: worker.Schema})
 	require.NoError(t, err)
 	row, err := inserter.JobGet(ctx, jobID)
@@ -260,7 +262,10 @@ func TestResultStoredButCompletionLostNeverResends(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT m.provider_message_id, j.state FROM switchboard.messages m
 		JOIN switchboard.river_job j ON j.id = m.job_id WHERE m.id = $1`, id).Scan(&sid, &state))
 	require.NotNil(t, sid, "the result is durable before the job completes")
-	require.Equal(t, "available", state)
+	require.Equal(t, "running", state)
+	// River's rescuer finds the job stuck and queues it again.
+	_, err := b.pool.Exec(ctx, "UPDATE switchboard.river_job SET state = 'available' WHERE id = $1", job.ID)
+	require.NoError(t, err)
 
 	// The job runs again.
 	workers := river.NewWorkers()
@@ -302,9 +307,11 @@ func TestPassedOverMessageUsesOneRateLimitSlot(t *testing.T) {
 	ctx := context.Background()
 	b := newBare(t)
 	id, job := b.enqueue(t, "one-slot")
+	_, err := b.pool.Exec(ctx, "UPDATE switchboard.river_job SET state = 'available', attempt = 0 WHERE id = $1", job.ID)
+	require.NoError(t, err)
 	// A run that died after its request left, long ago: the provider never
 	// got it, so the message is reconciled as absent and sent.
-	_, err := b.pool.Exec(ctx, `INSERT INTO switchboard.message_attempts (message_id, provider, started_at)
+	_, err = b.pool.Exec(ctx, `INSERT INTO switchboard.message_attempts (message_id, provider, started_at)
 		VALUES ($1, 'twilio', now() - interval '10 minutes')`, id)
 	require.NoError(t, err)
 

@@ -58,7 +58,7 @@ type SendWorker struct {
 	logger    *slog.Logger
 	q         *db.Queries
 	claims    *group[claimReq, claim]
-	accepts   *group[acceptReq, struct{}]
+	accepts   *group[acceptReq, error]
 }
 
 // SendDeps are what a SendWorker calls.
@@ -174,7 +174,7 @@ func (w *SendWorker) workShared(ctx context.Context, job *river.Job[jobs.SMSSend
 		}
 		return true, false, river.JobSnooze(wait)
 	}
-	c, err := w.claims.do(ctx, claimReq{messageID: job.Args.MessageID, jobID: job.ID, jobAttempt: job.Attempt, provider: prov.Name()})
+	c, err := w.claims.do(ctx, claimReq{messageID: job.Args.MessageID, run: runOf(job), provider: prov.Name()})
 	if err != nil {
 		if ctx.Err() != nil {
 			// The claim may yet commit: the next run finds its attempt.
@@ -193,8 +193,12 @@ func (w *SendWorker) workShared(ctx context.Context, job *river.Job[jobs.SMSSend
 		return err
 	})
 	if sendErr == nil {
-		if _, err := w.accepts.do(ctx, acceptReq{attemptID: c.att.ID, messageID: job.Args.MessageID, provider: prov.Name(), acc: acc, plan: c.plan}); err != nil {
+		lost, err := w.accepts.do(ctx, acceptReq{attemptID: c.att.ID, messageID: job.Args.MessageID, run: runOf(job), provider: prov.Name(), acc: acc, plan: c.plan})
+		if err != nil {
 			return true, true, fmt.Errorf("error recording provider id: %w", err)
+		}
+		if lost != nil {
+			return true, true, lost
 		}
 		return true, true, nil
 	}
@@ -252,10 +256,14 @@ func (w *SendWorker) work(ctx context.Context, job *river.Job[jobs.SMSSendArgs],
 				return river.JobSnooze(wait)
 			}
 		}
-		att, err := w.begin(ctx, job, prov)
+		att, bp, err := w.begin(ctx, job, prov)
+		if errors.Is(err, errDone) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
+		p = bp
 		var acc Accepted
 		sendErr := prov.call(ctx, false, func(ctx context.Context) error {
 			var err error
@@ -406,44 +414,56 @@ func (w *SendWorker) prepare(ctx context.Context, job *river.Job[jobs.SMSSendArg
 		result error
 	)
 	err := w.tx(ctx, func(tx pgx.Tx) error {
-		states, err := w.loadForSend(ctx, tx, []int64{job.Args.MessageID})
-		if err != nil {
-			return err
-		}
-		st, ok := states[job.Args.MessageID]
-		if !ok {
-			_ = river.MetadataSet(ctx, "outcome_class", "permanent")
-			result = river.JobCancel(fmt.Errorf("message %d does not exist", job.Args.MessageID))
-			return nil
-		}
-		var v verdict
-		p, v = w.decide(st, time.Now())
-		switch v.decision {
-		case decideComplete:
-			result = errDone
-			return w.complete(ctx, tx, job)
-		case decideEnd:
-			if err := w.finish(ctx, tx, st.msg.ID, v.status, nil, v.reason); err != nil {
-				return err
-			}
-			result = errDone
-			return w.complete(ctx, tx, job)
-		case decideSnooze:
-			if st.unresolved != nil && st.unresolved.Outcome == nil {
-				w.logger.DebugContext(ctx, "an attempt may still be in flight; waiting before asking its provider",
-					slog.Int64("message_id", st.msg.ID), slog.Int64("attempt_id", st.unresolved.ID), slog.Duration("wait", v.wait))
-			}
-			result = river.JobSnooze(v.wait)
-		case decideCancel:
-			_ = river.MetadataSet(ctx, "outcome_class", "permanent")
-			result = river.JobCancel(v.err)
-		}
-		return nil
+		var err error
+		p, result, err = w.decideLocked(ctx, tx, job)
+		return err
 	})
 	if err != nil {
 		return p, err
 	}
 	return p, result
+}
+
+// decideLocked locks the job's message, checks that this run still holds
+// it, decides, and carries out any decision other than sending in tx. It
+// returns the plan, and as result errDone (the job was completed in tx), a
+// snooze or cancellation for River, or nil: send (after reconciling
+// plan.unresolved, if set).
+func (w *SendWorker) decideLocked(ctx context.Context, tx pgx.Tx, job *river.Job[jobs.SMSSendArgs]) (plan, error, error) {
+	var p plan
+	states, err := w.loadForSend(ctx, tx, []int64{job.Args.MessageID})
+	if err != nil {
+		return p, nil, err
+	}
+	st, ok := states[job.Args.MessageID]
+	if !ok {
+		_ = river.MetadataSet(ctx, "outcome_class", "permanent")
+		return p, river.JobCancel(fmt.Errorf("message %d does not exist", job.Args.MessageID)), nil
+	}
+	if err := w.hold(ctx, tx, job.Args.MessageID, runOf(job)); err != nil {
+		return p, nil, err
+	}
+	var v verdict
+	p, v = w.decide(st, time.Now())
+	switch v.decision {
+	case decideComplete:
+		return p, errDone, w.complete(ctx, tx, job)
+	case decideEnd:
+		if err := w.finish(ctx, tx, st.msg.ID, v.status, nil, v.reason); err != nil {
+			return p, nil, err
+		}
+		return p, errDone, w.complete(ctx, tx, job)
+	case decideSnooze:
+		if st.unresolved != nil && st.unresolved.Outcome == nil {
+			w.logger.DebugContext(ctx, "an attempt may still be in flight; waiting before asking its provider",
+				slog.Int64("message_id", st.msg.ID), slog.Int64("attempt_id", st.unresolved.ID), slog.Duration("wait", v.wait))
+		}
+		return p, river.JobSnooze(v.wait), nil
+	case decideCancel:
+		_ = river.MetadataSet(ctx, "outcome_class", "permanent")
+		return p, river.JobCancel(v.err), nil
+	}
+	return p, nil, nil
 }
 
 // validNumber checks a number beyond its syntax: a real numbering plan, a
@@ -482,13 +502,14 @@ func (w *SendWorker) reconcile(ctx context.Context, job *river.Job[jobs.SMSSendA
 	if found != nil {
 		w.logger.InfoContext(ctx, "adopted message the provider had accepted",
 			slog.Int64("message_id", job.Args.MessageID), slog.String("vendor", prov.Name()))
-		return true, w.adopt(ctx, job, prov, found, p)
+		return true, w.adopt(ctx, job, prov, p.unresolved.ID, found, p)
 	}
 	// The provider never accepted it: send now, unless the message has
-	// since expired or its recipient opted out.
+	// since expired or its recipient opted out. Only the attempt asked
+	// about is settled; begin decides again before anything is sent.
 	ended := false
-	err = w.tx(ctx, func(tx pgx.Tx) error {
-		if err := w.q.AttemptResolveAll(ctx, tx, db.AttemptResolveAllParams{MessageID: p.out.MessageID, Outcome: ptr("reconciled_absent")}); err != nil {
+	err = w.fenced(ctx, job, func(tx pgx.Tx) error {
+		if _, err := w.q.AttemptSettle(ctx, tx, db.AttemptSettleParams{ID: p.unresolved.ID, Outcome: ptr("reconciled_absent")}); err != nil {
 			return fmt.Errorf("error recording reconciliation: %w", err)
 		}
 		status, reason := StatusExpired, ReasonExpired
@@ -555,25 +576,47 @@ func (w *SendWorker) slot(ctx context.Context, job *river.Job[jobs.SMSSendArgs],
 // slotHorizon is how far ahead a rate-limit slot may be booked.
 const slotHorizon = 4 * time.Second
 
-// begin records the attempt, committed before the request leaves.
-func (w *SendWorker) begin(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider) (db.MessageAttempt, error) {
-	var att db.MessageAttempt
+// begin locks the message again, decides again (a shared claim or another
+// run of the job may have acted since prepare) and, if it is still to be
+// sent with nothing to reconcile, records the attempt, committed before the
+// request leaves. Otherwise it returns what the new decision says (errDone,
+// a snooze, a cancellation) and nothing is sent.
+func (w *SendWorker) begin(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider) (db.MessageAttempt, plan, error) {
+	var (
+		att    db.MessageAttempt
+		p      plan
+		result error
+	)
 	err := w.tx(ctx, func(tx pgx.Tx) error {
-		atts, err := w.claimRows(ctx, tx, []claimReq{{messageID: job.Args.MessageID, jobID: job.ID, jobAttempt: job.Attempt, provider: prov.Name()}})
+		var err error
+		p, result, err = w.decideLocked(ctx, tx, job)
+		if err != nil || result != nil {
+			return err
+		}
+		if p.unresolved != nil {
+			// Another run left an attempt to reconcile since prepare:
+			// the job's next run asks its provider first.
+			result = fmt.Errorf("message %d has an unresolved attempt %d made by another run; reconciling first", job.Args.MessageID, p.unresolved.ID)
+			return nil
+		}
+		atts, err := w.claimRows(ctx, tx, []claimReq{{messageID: job.Args.MessageID, run: runOf(job), provider: prov.Name()}})
 		if err != nil {
 			return err
 		}
 		att = atts[job.Args.MessageID]
 		return nil
 	})
-	return att, err
+	if err == nil {
+		err = result
+	}
+	return att, p, err
 }
 
 // claimReq asks for a message to be claimed for sending through provider.
 type claimReq struct {
-	messageID, jobID int64
-	jobAttempt       int
-	provider         string
+	messageID int64
+	run       run
+	provider  string
 }
 
 // claim is a claimed message: what to send and its attempt, committed.
@@ -597,6 +640,14 @@ func (w *SendWorker) claimBatch(ctx context.Context, reqs []claimReq) ([]claim, 
 		if err != nil {
 			return err
 		}
+		runs := make([]run, len(reqs))
+		for i, r := range reqs {
+			runs[i] = r.run
+		}
+		holds, err := w.holding(ctx, tx, ids, runs)
+		if err != nil {
+			return err
+		}
 		now := time.Now()
 		var (
 			claimed []claimReq
@@ -605,7 +656,7 @@ func (w *SendWorker) claimBatch(ctx context.Context, reqs []claimReq) ([]claim, 
 		)
 		for i, r := range reqs {
 			st, found := states[r.messageID]
-			if _, dup := index[r.messageID]; !found || dup {
+			if _, dup := index[r.messageID]; !found || dup || !holds[held{r.messageID, r.run}] {
 				continue
 			}
 			p, v := w.decide(st, now)
@@ -644,8 +695,8 @@ func (w *SendWorker) claimRows(ctx context.Context, tx pgx.Tx, reqs []claimReq) 
 	for _, r := range reqs {
 		start.MessageIds = append(start.MessageIds, r.messageID)
 		start.Providers = append(start.Providers, r.provider)
-		start.JobIds = append(start.JobIds, r.jobID)
-		start.JobAttempts = append(start.JobAttempts, int32(r.jobAttempt))
+		start.JobIds = append(start.JobIds, r.run.jobID)
+		start.JobAttempts = append(start.JobAttempts, int32(r.run.attempt))
 	}
 	atts, err := w.q.AttemptsStart(ctx, tx, start)
 	if err != nil {
@@ -664,23 +715,67 @@ func (w *SendWorker) claimRows(ctx context.Context, tx pgx.Tx, reqs []claimReq) 
 // acceptReq is an attempt its provider accepted.
 type acceptReq struct {
 	attemptID, messageID int64 // attemptID 0: adopted, attempts settled apart
+	run                  run   // the run that sent it
 	provider             string
 	acc                  Accepted
 	plan                 plan // the segments and encoding computed before sending
 }
 
 // acceptBatch records, in one transaction, what the providers accepted.
-func (w *SendWorker) acceptBatch(ctx context.Context, reqs []acceptReq) ([]struct{}, error) {
-	err := w.tx(ctx, func(tx pgx.Tx) error { return w.acceptRows(ctx, tx, reqs) })
+// A request whose run lost its message gets errLostRun.
+func (w *SendWorker) acceptBatch(ctx context.Context, reqs []acceptReq) ([]error, error) {
+	var lost map[int64]bool
+	err := w.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		lost, err = w.acceptRows(ctx, tx, reqs)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return make([]struct{}, len(reqs)), nil
+	out := make([]error, len(reqs))
+	for i, r := range reqs {
+		if lost[r.messageID] {
+			out[i] = errLostRun
+		}
+	}
+	return out, nil
 }
 
-func (w *SendWorker) acceptRows(ctx context.Context, tx pgx.Tx, reqs []acceptReq) error {
+// acceptRows locks the messages of reqs, and records the acceptances of
+// those their runs still hold; it returns the others (nothing written).
+func (w *SendWorker) acceptRows(ctx context.Context, tx pgx.Tx, reqs []acceptReq) (map[int64]bool, error) {
 	// Messages in id order, as every writer of several messages takes them.
 	reqs = slices.SortedFunc(slices.Values(reqs), func(a, b acceptReq) int { return cmp.Compare(a.messageID, b.messageID) })
+	ids := make([]int64, len(reqs))
+	runs := make([]run, len(reqs))
+	for i, r := range reqs {
+		ids[i], runs[i] = r.messageID, r.run
+	}
+	if err := w.q.MessagesLock(ctx, tx, ids); err != nil {
+		return nil, fmt.Errorf("error locking messages: %w", err)
+	}
+	holds, err := w.holding(ctx, tx, ids, runs)
+	if err != nil {
+		return nil, err
+	}
+	lost := map[int64]bool{}
+	kept := reqs[:0:0]
+	for _, r := range reqs {
+		if !holds[held{r.messageID, r.run}] {
+			lost[r.messageID] = true
+			w.logger.WarnContext(ctx, "a send result arrived after its run lost the message; not applied (the next run reconciles)",
+				slog.Int64("message_id", r.messageID), slog.Int64("attempt_id", r.attemptID), slog.String("vendor", r.provider))
+			continue
+		}
+		kept = append(kept, r)
+	}
+	return lost, w.acceptMessages(ctx, tx, kept)
+}
+
+// acceptMessages records acceptances on the attempts and messages, which
+// tx has locked for runs that hold them.
+func (w *SendWorker) acceptMessages(ctx context.Context, tx pgx.Tx, reqs []acceptReq) error {
 	atts := db.AttemptsAcceptParams{}
 	for _, r := range reqs {
 		if r.attemptID != 0 {
@@ -730,21 +825,27 @@ func (w *SendWorker) acceptRows(ctx context.Context, tx pgx.Tx, reqs []acceptReq
 // unresolved and adopts the message from the provider instead of resending.
 func (w *SendWorker) accepted(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, att db.MessageAttempt, acc Accepted, p plan) error {
 	return w.tx(ctx, func(tx pgx.Tx) error {
-		if err := w.acceptRows(ctx, tx, []acceptReq{{attemptID: att.ID, messageID: job.Args.MessageID, provider: prov.Name(), acc: acc, plan: p}}); err != nil {
+		lost, err := w.acceptRows(ctx, tx, []acceptReq{{attemptID: att.ID, messageID: job.Args.MessageID, run: runOf(job), provider: prov.Name(), acc: acc, plan: p}})
+		if err != nil {
 			return err
+		}
+		if lost[job.Args.MessageID] {
+			return errLostRun
 		}
 		return w.complete(ctx, tx, job)
 	})
 }
 
-func (w *SendWorker) adopt(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, acc *Accepted, p plan) error {
-	return w.tx(ctx, func(tx pgx.Tx) error {
-		if err := w.q.AttemptResolveAll(ctx, tx, db.AttemptResolveAllParams{
-			MessageID: job.Args.MessageID, Outcome: ptr("reconciled_found"), ProviderMessageID: &acc.ProviderMessageID,
-		}); err != nil {
+func (w *SendWorker) adopt(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, attemptID int64, acc *Accepted, p plan) error {
+	return w.fenced(ctx, job, func(tx pgx.Tx) error {
+		n, err := w.q.AttemptSettle(ctx, tx, db.AttemptSettleParams{ID: attemptID, Outcome: ptr("reconciled_found"), ProviderMessageID: &acc.ProviderMessageID})
+		if err != nil {
 			return fmt.Errorf("error recording reconciliation: %w", err)
 		}
-		if err := w.acceptRows(ctx, tx, []acceptReq{{messageID: job.Args.MessageID, provider: prov.Name(), acc: *acc, plan: p}}); err != nil {
+		if n == 0 {
+			return fmt.Errorf("attempt %d was settled by another run while its provider was asked; deciding again", attemptID)
+		}
+		if err := w.acceptMessages(ctx, tx, []acceptReq{{messageID: job.Args.MessageID, provider: prov.Name(), acc: *acc, plan: p}}); err != nil {
 			return err
 		}
 		return w.complete(ctx, tx, job)
@@ -766,7 +867,7 @@ func (w *SendWorker) notAccepted(ctx context.Context, job *river.Job[jobs.SMSSen
 	if se.Class == ClassPermanent {
 		outcome = "permanent"
 	}
-	return w.tx(ctx, func(tx pgx.Tx) error {
+	return w.fenced(ctx, job, func(tx pgx.Tx) error {
 		if err := w.q.AttemptFinish(ctx, tx, finishParams(att, se, outcome)); err != nil {
 			return fmt.Errorf("error recording attempt: %w", err)
 		}
@@ -781,7 +882,7 @@ func (w *SendWorker) failed(ctx context.Context, job *river.Job[jobs.SMSSendArgs
 		result  error
 		outcome string
 	)
-	err := w.tx(ctx, func(tx pgx.Tx) error {
+	err := w.fenced(ctx, job, func(tx pgx.Tx) error {
 		switch se.Class {
 		case ClassRecipient:
 			status := StatusFailed
