@@ -106,15 +106,15 @@ func convergenceWord(cs []Convergence) string {
 		return "no fault to converge from"
 	}
 	s, open := slowest(cs)
-	w := fmt.Sprintf("converged within %s of each fault's end (slowest after the %s)", s.Max.Round(time.Second), s.Fault)
-	if open {
-		n := 0
-		for _, c := range cs {
-			n = max(n, c.Open)
-		}
-		w += fmt.Sprintf(", up to %d held-up messages not final at the check", n)
+	if !open {
+		return fmt.Sprintf("converged within %s of each fault's end (slowest after the %s)", s.Max.Round(time.Second), s.Fault)
 	}
-	return w
+	n := 0
+	for _, c := range cs {
+		n = max(n, c.Open)
+	}
+	return fmt.Sprintf("NOT converged: up to %d messages a fault held up not final at the check (the slowest final one %s after the %s)",
+		n, s.Max.Round(time.Second), s.Fault)
 }
 
 func reportConvergence(p func(string, ...any), cs []Convergence) {
