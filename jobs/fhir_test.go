@@ -36,7 +36,10 @@ func setupFHIR(t *testing.T) *fhirBundle {
 		VALUES ('all', 'http://ehr.invalid/fhir', '{Patient,Observation}'), ('patients', 'http://ehr2.invalid/fhir', '{Patient}'),
 		       ('off', 'http://ehr3.invalid/fhir', '{Patient,Observation}')`)
 	require.NoError(t, err)
-	_, err = pool.Exec(ctx, `UPDATE switchboard.ehr_endpoints SET enabled = false WHERE name = 'off'`)
+	// Retired (`ehr disable --drop`): nothing is queued for it. A merely
+	// disabled endpoint gets its pushes queued and held
+	// (internal/fhir TestDisabledEndpointHoldsPushes).
+	_, err = pool.Exec(ctx, `UPDATE switchboard.ehr_endpoints SET enabled = false, retired_at = now() WHERE name = 'off'`)
 	require.NoError(t, err)
 	return &fhirBundle{pool: pool, ctx: ctx}
 }

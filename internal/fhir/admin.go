@@ -197,23 +197,6 @@ func TestEndpoint(ctx context.Context, pool *pgxpool.Pool, httpClient *http.Clie
 	return caps, err
 }
 
-// SetEnabled enables or disables an endpoint with an audit entry.
-func SetEnabled(ctx context.Context, pool *pgxpool.Pool, name string, enabled bool, actor string) error {
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		q := db.New()
-		if _, err := q.EHREndpointSetEnabled(ctx, tx, db.EHREndpointSetEnabledParams{Name: name, Enabled: enabled}); errors.Is(err, pgx.ErrNoRows) {
-			return &InputError{"no EHR endpoint named " + name}
-		} else if err != nil {
-			return err
-		}
-		action := "ehr.disable"
-		if enabled {
-			action = "ehr.enable"
-		}
-		return q.AuditInsert(ctx, tx, db.AuditInsertParams{Actor: actor, Action: action, TargetType: "ehr_endpoint", TargetID: name, Detail: []byte(`{}`)})
-	})
-}
-
 // PublicJWKS returns the JSON Web Key Set of every active signing key, to
 // register with EHRs (as a JWKS URL's content or a static JWKS).
 func PublicJWKS(ctx context.Context, pool *pgxpool.Pool) ([]byte, error) {

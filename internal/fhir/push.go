@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -61,8 +60,7 @@ func (w *PushWorker) Work(ctx context.Context, job *river.Job[jobs.FHIRPushArgs]
 		return outcome(ctx, job.JobRow.Attempt, err)
 	}
 	if !ep.Row.Enabled {
-		w.deps.Logger.InfoContext(ctx, "fhir push skipped: endpoint disabled", slog.Int64("job_id", job.ID), slog.String("endpoint", ep.Row.Name))
-		return nil
+		return w.held(ctx, ep, job.JobRow, a)
 	}
 	if err := ep.ready(ctx, w.deps, job.JobRow, w.UnavailableLimit); err != nil {
 		return err
