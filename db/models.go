@@ -526,4 +526,6 @@ type SwitchboardWearableSample struct {
 	UploadID         *int64
 	ObservationID    *int64
 	ReceivedAt       time.Time
+	SourceValue      pgtype.Numeric
+	SourceUnit       *string
 }

@@ -233,10 +233,12 @@ func (q *Queries) RecordObservation(ctx context.Context, db DBTX, arg RecordObse
 const sampleInsert = `-- name: SampleInsert :one
 INSERT INTO switchboard.wearable_samples
     (connection_id, patient_id, kind, value, unit, effective_start, effective_end, utc_offset_seconds,
-     source, source_id, device_id, interpretation, rejection_reason, high_frequency, upload_id)
+     source, source_id, device_id, interpretation, rejection_reason, high_frequency, upload_id,
+     source_value, source_unit)
 VALUES ($1, $2, $3, $4, $5, $6, $7,
         $8, $9, $10, $11, $12,
-        $13, $14, $15)
+        $13, $14, $15,
+        $16, $17)
 ON CONFLICT (source, source_id) DO NOTHING
 RETURNING id
 `
@@ -257,6 +259,8 @@ type SampleInsertParams struct {
 	RejectionReason  *string
 	HighFrequency    bool
 	UploadID         *int64
+	SourceValue      pgtype.Numeric
+	SourceUnit       *string
 }
 
 // SampleInsert stores one normalized sample; a sample already stored (same
@@ -278,6 +282,8 @@ func (q *Queries) SampleInsert(ctx context.Context, db DBTX, arg SampleInsertPar
 		arg.RejectionReason,
 		arg.HighFrequency,
 		arg.UploadID,
+		arg.SourceValue,
+		arg.SourceUnit,
 	)
 	var id int64
 	err := row.Scan(&id)
@@ -337,8 +343,9 @@ func (q *Queries) SampleSetObservation(ctx context.Context, db DBTX, arg SampleS
 const sampleUpdateValue = `-- name: SampleUpdateValue :one
 UPDATE switchboard.wearable_samples
 SET value = $1, interpretation = $2, rejection_reason = $3,
-    effective_end = $4, summarized = false
-WHERE source = $5 AND source_id = $6 AND status = 'final'
+    effective_end = $4, summarized = false,
+    source_value = $5, source_unit = $6
+WHERE source = $7 AND source_id = $8 AND status = 'final'
   AND (value <> $1 OR effective_end IS DISTINCT FROM $4)
 RETURNING id
 `
@@ -348,6 +355,8 @@ type SampleUpdateValueParams struct {
 	Interpretation  *string
 	RejectionReason *string
 	EffectiveEnd    *time.Time
+	SourceValue     pgtype.Numeric
+	SourceUnit      *string
 	Source          string
 	SourceID        string
 }
@@ -361,6 +370,8 @@ func (q *Queries) SampleUpdateValue(ctx context.Context, db DBTX, arg SampleUpda
 		arg.Interpretation,
 		arg.RejectionReason,
 		arg.EffectiveEnd,
+		arg.SourceValue,
+		arg.SourceUnit,
 		arg.Source,
 		arg.SourceID,
 	)
@@ -502,7 +513,7 @@ func (q *Queries) SamplesSummarize(ctx context.Context, db DBTX, arg SamplesSumm
 }
 
 const samplesToPromote = `-- name: SamplesToPromote :many
-SELECT s.id, s.connection_id, s.patient_id, s.kind, s.value, s.unit, s.effective_start, s.effective_end, s.utc_offset_seconds, s.source, s.source_id, s.device_id, s.interpretation, s.rejection_reason, s.status, s.high_frequency, s.summarized, s.upload_id, s.observation_id, s.received_at, p.external_ref AS patient_external_ref
+SELECT s.id, s.connection_id, s.patient_id, s.kind, s.value, s.unit, s.effective_start, s.effective_end, s.utc_offset_seconds, s.source, s.source_id, s.device_id, s.interpretation, s.rejection_reason, s.status, s.high_frequency, s.summarized, s.upload_id, s.observation_id, s.received_at, s.source_value, s.source_unit, p.external_ref AS patient_external_ref
 FROM switchboard.wearable_samples s JOIN switchboard.patients p ON p.id = s.patient_id
 WHERE s.id = ANY ($1::bigint[]) AND s.status = 'final' AND NOT s.high_frequency AND s.rejection_reason IS NULL
   -- Raw step intervals ({steps}) would double count phone and watch: never pushed.
@@ -531,6 +542,8 @@ type SamplesToPromoteRow struct {
 	UploadID           *int64
 	ObservationID      *int64
 	ReceivedAt         time.Time
+	SourceValue        pgtype.Numeric
+	SourceUnit         *string
 	PatientExternalRef string
 }
 
@@ -566,6 +579,8 @@ func (q *Queries) SamplesToPromote(ctx context.Context, db DBTX, ids []int64) ([
 			&i.UploadID,
 			&i.ObservationID,
 			&i.ReceivedAt,
+			&i.SourceValue,
+			&i.SourceUnit,
 			&i.PatientExternalRef,
 		); err != nil {
 			return nil, err

@@ -3,10 +3,12 @@
 -- source and source id) inserts nothing and returns no row.
 INSERT INTO switchboard.wearable_samples
     (connection_id, patient_id, kind, value, unit, effective_start, effective_end, utc_offset_seconds,
-     source, source_id, device_id, interpretation, rejection_reason, high_frequency, upload_id)
+     source, source_id, device_id, interpretation, rejection_reason, high_frequency, upload_id,
+     source_value, source_unit)
 VALUES (@connection_id, @patient_id, @kind, @value, @unit, @effective_start, sqlc.narg(effective_end),
         sqlc.narg(utc_offset_seconds), @source, @source_id, sqlc.narg(device_id), sqlc.narg(interpretation),
-        sqlc.narg(rejection_reason), @high_frequency, sqlc.narg(upload_id))
+        sqlc.narg(rejection_reason), @high_frequency, sqlc.narg(upload_id),
+        sqlc.narg(source_value), sqlc.narg(source_unit))
 ON CONFLICT (source, source_id) DO NOTHING
 RETURNING id;
 
@@ -16,7 +18,8 @@ RETURNING id;
 -- something changed.
 UPDATE switchboard.wearable_samples
 SET value = @value, interpretation = sqlc.narg(interpretation), rejection_reason = sqlc.narg(rejection_reason),
-    effective_end = sqlc.narg(effective_end), summarized = false
+    effective_end = sqlc.narg(effective_end), summarized = false,
+    source_value = sqlc.narg(source_value), source_unit = sqlc.narg(source_unit)
 WHERE source = @source AND source_id = @source_id AND status = 'final'
   AND (value <> @value OR effective_end IS DISTINCT FROM sqlc.narg(effective_end))
 RETURNING id;

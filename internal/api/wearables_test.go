@@ -236,3 +236,27 @@ func TestAppleHealthSamples(t *testing.T) {
 		nothing(t, b)
 	})
 }
+
+// TestAppleHealthBodyMassKeepsSourcePrecision: 154 lb was stored as
+// 69.85322498000001 kg (float64 arithmetic). The conversion is exact decimal
+// keeping the source's precision, and 154 lb is stored beside it.
+func TestAppleHealthBodyMassKeepsSourcePrecision(t *testing.T) {
+	t.Parallel()
+	b := wsetup(t)
+	body := []byte(`{"samples":[{"uuid":"44444444-4444-4444-4444-444444444444","type":"HKQuantityTypeIdentifierBodyMass","value":154,"unit":"lb","startDate":"2026-11-25T08:00:00-05:00","endDate":"2026-11-25T08:00:00-05:00"},` +
+		`{"uuid":"55555555-5555-5555-5555-555555555555","type":"HKQuantityTypeIdentifierOxygenSaturation","value":0.97,"unit":"%","startDate":"2026-11-25T08:00:00-05:00","endDate":"2026-11-25T08:00:00-05:00"}]}`)
+	rec := b.do(http.MethodPost, samplesPath, body, map[string]string{"Authorization": "Bearer " + b.token})
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	var value, unit, srcValue, srcUnit string
+	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT value::text, unit, source_value::text, source_unit
+		FROM switchboard.wearable_samples WHERE kind = 'weight'`).Scan(&value, &unit, &srcValue, &srcUnit))
+	require.Equal(t, "69.85", value, "no invented digits")
+	require.Equal(t, "kg", unit)
+	require.Equal(t, "154", srcValue)
+	require.Equal(t, "lb", srcUnit)
+	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT value::text, source_value::text, source_unit
+		FROM switchboard.wearable_samples WHERE kind = 'spo2'`).Scan(&value, &srcValue, &srcUnit))
+	require.Equal(t, "97", value)
+	require.Equal(t, "0.97", srcValue)
+	require.Equal(t, "%", srcUnit)
+}

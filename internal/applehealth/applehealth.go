@@ -31,8 +31,11 @@ import (
 	"math"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard-health/switchboard/internal/wearables/units"
 )
 
 // Limits of one batch.
@@ -53,21 +56,35 @@ const (
 	TypeBPDiastolic      = "HKQuantityTypeIdentifierBloodPressureDiastolic"
 )
 
-// units lists, per type, the HealthKit units accepted and the factor to the
-// UCUM unit of the kind.
+// types lists, per type, the HealthKit units accepted and the exact decimal
+// factor to the UCUM unit of the kind (applied by internal/wearables/units,
+// which keeps the source's precision).
 var types = map[string]struct {
 	kind  string
 	ucum  string
-	units map[string]float64
+	units map[string]string
 }{
-	TypeStepCount:        {"steps", "/d", map[string]float64{"count": 1}},
-	TypeHeartRate:        {"heart_rate", "/min", map[string]float64{"count/min": 1, "count/s": 60}},
-	TypeRestingHeartRate: {"resting_heart_rate", "/min", map[string]float64{"count/min": 1}},
-	TypeBodyMass:         {"weight", "kg", map[string]float64{"kg": 1, "g": 0.001, "lb": 0.45359237}},
-	TypeOxygenSaturation: {"spo2", "%", map[string]float64{"%": 100}},
-	TypeSleepAnalysis:    {"sleep_duration", "min", map[string]float64{"": 1}},
-	TypeBPSystolic:       {"blood_pressure_systolic", "mm[Hg]", map[string]float64{"mmHg": 1}},
-	TypeBPDiastolic:      {"blood_pressure_diastolic", "mm[Hg]", map[string]float64{"mmHg": 1}},
+	TypeStepCount:        {"steps", "/d", map[string]string{"count": "1"}},
+	TypeHeartRate:        {"heart_rate", "/min", map[string]string{"count/min": "1", "count/s": "60"}},
+	TypeRestingHeartRate: {"resting_heart_rate", "/min", map[string]string{"count/min": "1"}},
+	TypeBodyMass:         {"weight", "kg", map[string]string{"kg": "1", "g": "0.001", "lb": "0.45359237"}},
+	TypeOxygenSaturation: {"spo2", "%", map[string]string{"%": "100"}},
+	TypeSleepAnalysis:    {"sleep_duration", "min", map[string]string{"": "1"}},
+	TypeBPSystolic:       {"blood_pressure_systolic", "mm[Hg]", map[string]string{"mmHg": "1"}},
+	TypeBPDiastolic:      {"blood_pressure_diastolic", "mm[Hg]", map[string]string{"mmHg": "1"}},
+}
+
+// Number is a JSON number kept as the text the client sent, so a unit
+// conversion starts from the source's digits, not from a float64.
+type Number string
+
+// UnmarshalJSON accepts a JSON number only (not a string).
+func (n *Number) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) || !json.Valid(b) {
+		return errors.New("value is not a JSON number")
+	}
+	*n = Number(b)
+	return nil
 }
 
 // Sleep categories (HKCategoryValueSleepAnalysis).
@@ -85,7 +102,7 @@ type Batch struct {
 type Sample struct {
 	UUID      string          `json:"uuid"`
 	Type      string          `json:"type"`
-	Value     *float64        `json:"value"`
+	Value     *Number         `json:"value"`
 	Unit      string          `json:"unit"`
 	StartDate string          `json:"startDate"`
 	EndDate   string          `json:"endDate"`
@@ -128,10 +145,18 @@ func (e *Error) Error() string { return "apple health upload refused: " + e.Mess
 // Quantity is a sample normalized to a Switchboard observation kind and a
 // UCUM unit.
 type Quantity struct {
-	UUID      string
-	Kind      string
-	Value     float64
-	Unit      string
+	UUID string
+	Kind string
+	// Decimal is the normalized value as exact decimal text (what is
+	// stored); Value is its float64 for plausibility checks.
+	Decimal string
+	Value   float64
+	Unit    string
+	// SourceValue and SourceUnit are what the client sent (empty for sleep
+	// categories, whose value is a duration computed here).
+	SourceValue string
+	SourceUnit  string
+
 	Start     time.Time
 	End       *time.Time
 	UTCOffset int // seconds east of UTC, from startDate
@@ -256,8 +281,20 @@ func normalize(i int, s Sample) (q *Quantity, problems []Problem, known bool) {
 		return nil, problems, true
 	}
 	_, offset := start.Zone()
-	v := *s.Value
+	src, err := units.Parse(string(*s.Value))
+	if err != nil {
+		return nil, []Problem{{i, "value", err.Error()}}, true
+	}
+	v := src.Float64()
 	q = &Quantity{UUID: strings.ToUpper(s.UUID), Kind: t.kind, Unit: t.ucum, Start: start.UTC(), UTCOffset: offset, Device: s.Device, Source: s.Source}
+	if s.Type != TypeSleepAnalysis {
+		q.Decimal, err = units.Scale(string(*s.Value), factor)
+		if err != nil {
+			return nil, []Problem{{i, "value", err.Error()}}, true
+		}
+		q.Value = units.MustParse(q.Decimal).Float64()
+		q.SourceValue, q.SourceUnit = src.String(), s.Unit
+	}
 	if !end.Equal(start) {
 		e := end.UTC()
 		q.End = &e
@@ -271,22 +308,19 @@ func normalize(i int, s Sample) (q *Quantity, problems []Problem, known bool) {
 			return nil, nil, true // inBed, awake: not a sleep duration
 		}
 		q.Value = end.Sub(start).Minutes()
+		q.Decimal = strconv.FormatFloat(q.Value, 'f', -1, 64)
 	case TypeStepCount:
-		q.Value = v * factor
 		span := end.Sub(start)
 		if span < 23*time.Hour || span > 25*time.Hour {
 			q.Raw, q.Unit = true, "{steps}"
 		}
 	case TypeHeartRate:
-		q.Value = v * factor
 		q.HighFrequency = true
-	default:
-		q.Value = v * factor
 	}
 	return q, nil, true
 }
 
-func unitList(m map[string]float64) string {
+func unitList(m map[string]string) string {
 	var us []string
 	for u := range m {
 		if u == "" {

@@ -3,11 +3,13 @@ package wearables
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/switchboard-health/switchboard/internal/applehealth"
 	"github.com/switchboard-health/switchboard/internal/googlehealth"
+	"github.com/switchboard-health/switchboard/internal/wearables/units"
 )
 
 // Sources of wearable data (observations.source).
@@ -75,9 +77,17 @@ type Device struct {
 // value, effective instant (End nil) or period, the original UTC offset,
 // source and a dedupe key unique per source.
 type Measurement struct {
-	Kind      string
-	Value     float64
-	Unit      string
+	Kind  string
+	Value float64
+	// Decimal is Value as exact decimal text when a conversion produced it
+	// (internal/wearables/units); stored instead of Value's float text.
+	Decimal string
+	Unit    string
+	// SourceValue and SourceUnit are the value and unit as the source sent
+	// them, stored beside the normalized ones (empty: same as normalized).
+	SourceValue string
+	SourceUnit  string
+
 	Start     time.Time
 	End       *time.Time
 	UTCOffset *int // seconds east of UTC
@@ -195,6 +205,12 @@ func FromGoogle(healthUserID, dataType string, p googlehealth.DataPoint) (Measur
 	case dataType == googlehealth.TypeWeight && p.Weight != nil:
 		st := p.Weight.SampleTime
 		m.Kind, m.Unit, m.Value = "weight", "kg", float64(p.Weight.WeightGrams)/1000
+		if g := float64(p.Weight.WeightGrams); !math.IsNaN(g) && !math.IsInf(g, 0) {
+			grams := strconv.FormatFloat(g, 'f', -1, 64)
+			if kg, err := units.Scale(grams, "0.001"); err == nil {
+				m.Decimal, m.Value, m.SourceValue, m.SourceUnit = kg, units.MustParse(kg).Float64(), grams, "g"
+			}
+		}
 		m.Start, m.UTCOffset = st.PhysicalTime.UTC(), offsetPtr(st.UTCOffset.Seconds())
 		m.SourceID = dedupeKey(healthUserID, dataType, p, m.Start.Format(time.RFC3339Nano))
 	case dataType == googlehealth.TypeOxygenSaturation && p.OxygenSaturation != nil:
@@ -254,7 +270,7 @@ func FromGoogleDailySteps(healthUserID string, p googlehealth.RollupPoint, loc *
 // FromApple turns a normalized HealthKit quantity into a measurement.
 func FromApple(q applehealth.Quantity) Measurement {
 	m := Measurement{
-		Kind: q.Kind, Value: q.Value, Unit: q.Unit, Start: q.Start, End: q.End, UTCOffset: offsetPtr(q.UTCOffset),
+		Kind: q.Kind, Value: q.Value, Decimal: q.Decimal, Unit: q.Unit, SourceValue: q.SourceValue, SourceUnit: q.SourceUnit, Start: q.Start, End: q.End, UTCOffset: offsetPtr(q.UTCOffset),
 		Source: SourceApple, SourceID: q.UUID, HighFrequency: q.HighFrequency, Raw: q.Raw,
 	}
 	if q.Device != nil && (q.Device.Name != "" || q.Device.Model != "" || q.Device.LocalID != "") {

@@ -159,7 +159,10 @@ func TestFromApple(t *testing.T) {
 	}
 	require.InDelta(t, 97.0, byID["11111111"].Value, 1e-9, "SpO2 fraction becomes a percentage")
 	require.Equal(t, "%", byID["11111111"].Unit)
-	require.InDelta(t, 81.6466, byID["22222222"].Value, 1e-3)
+	require.Equal(t, "81.65", byID["22222222"].Decimal, "180 lb: exact decimal, the source's precision")
+	require.Equal(t, 81.65, byID["22222222"].Value)
+	require.Equal(t, "180", byID["22222222"].SourceValue)
+	require.Equal(t, "lb", byID["22222222"].SourceUnit)
 	require.Equal(t, "/d", byID["33333333"].Unit)
 	require.False(t, byID["33333333"].Raw)
 	require.True(t, byID["44444444"].Raw, "step intervals would double count")

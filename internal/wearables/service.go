@@ -303,8 +303,13 @@ func (s *Service) needsReauth(ctx context.Context, tx pgx.Tx, conn db.Switchboar
 }
 
 func numeric(v float64) pgtype.Numeric {
+	return numericText(strconv.FormatFloat(v, 'f', -1, 64))
+}
+
+// numericText is exact decimal text as a numeric (no float on the way).
+func numericText(s string) pgtype.Numeric {
 	var n pgtype.Numeric
-	_ = n.Scan(strconv.FormatFloat(v, 'f', -1, 64))
+	_ = n.Scan(s)
 	return n
 }
 
@@ -364,15 +369,23 @@ func (s *Service) store(ctx context.Context, tx pgx.Tx, c connRef, ms []Measurem
 			o := int32(*m.UTCOffset)
 			offset = &o
 		}
-		value := m.Value
-		if math.IsNaN(value) || math.IsInf(value, 0) {
-			value = 0 // kept with its rejection reason; numeric has no NaN here
+		value := numeric(m.Value)
+		switch {
+		case m.Decimal != "":
+			value = numericText(m.Decimal)
+		case math.IsNaN(m.Value) || math.IsInf(m.Value, 0):
+			value = numeric(0) // kept with its rejection reason; numeric has no NaN here
+		}
+		var srcValue pgtype.Numeric
+		if m.SourceValue != "" {
+			srcValue = numericText(m.SourceValue)
 		}
 		id, err := s.q.SampleInsert(ctx, tx, db.SampleInsertParams{
-			ConnectionID: c.ID, PatientID: c.PatientID, Kind: m.Kind, Value: numeric(value), Unit: m.Unit,
+			ConnectionID: c.ID, PatientID: c.PatientID, Kind: m.Kind, Value: value, Unit: m.Unit,
 			EffectiveStart: m.Start, EffectiveEnd: m.End, UtcOffsetSeconds: offset, Source: m.Source,
 			SourceID: m.SourceID, DeviceID: deviceID, Interpretation: nilIfEmpty(m.Interpretation),
 			RejectionReason: nilIfEmpty(m.Rejection), HighFrequency: m.HighFrequency, UploadID: uploadID,
+			SourceValue: srcValue, SourceUnit: nilIfEmpty(m.SourceUnit),
 		})
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
@@ -381,8 +394,9 @@ func (s *Service) store(ctx context.Context, tx pgx.Tx, c connRef, ms []Measurem
 				continue
 			}
 			id, err = s.q.SampleUpdateValue(ctx, tx, db.SampleUpdateValueParams{
-				Source: m.Source, SourceID: m.SourceID, Value: numeric(value), EffectiveEnd: m.End,
+				Source: m.Source, SourceID: m.SourceID, Value: value, EffectiveEnd: m.End,
 				Interpretation: nilIfEmpty(m.Interpretation), RejectionReason: nilIfEmpty(m.Rejection),
+				SourceValue: srcValue, SourceUnit: nilIfEmpty(m.SourceUnit),
 			})
 			if errors.Is(err, pgx.ErrNoRows) {
 				continue

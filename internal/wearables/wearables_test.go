@@ -156,12 +156,21 @@ func (b *testBundle) runJobs(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, client.Start(ctx))
 	defer func() { require.NoError(t, client.Stop(ctx)) }()
+	// Bounded by progress, not by the clock alone: a busy machine (-race,
+	// other tests) may take long, but 30 s with no job running (each is
+	// bounded by its own timeout) and none finishing means something is stuck.
 	deadline := time.Now().Add(30 * time.Second)
+	lastProgress := -1
 	for {
 		n := count(t, b.pool, `SELECT count(*) FROM switchboard.river_job WHERE queue = 'wearables'
 			AND (state IN ('available', 'running', 'retryable') OR (state = 'scheduled' AND scheduled_at < now() + interval '2 seconds'))`)
 		if n == 0 {
 			return
+		}
+		progress := count(t, b.pool, `SELECT count(*) FROM switchboard.river_job WHERE state = 'completed'`)
+		running := count(t, b.pool, `SELECT count(*) FROM switchboard.river_job WHERE state = 'running'`)
+		if progress != lastProgress || running > 0 {
+			lastProgress, deadline = progress, time.Now().Add(30*time.Second)
 		}
 		if !time.Now().Before(deadline) {
 			rows, _ := b.pool.Query(context.Background(), `SELECT kind, state::text, attempt, (scheduled_at - now())::text || args::text FROM switchboard.river_job
