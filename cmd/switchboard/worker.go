@@ -179,7 +179,7 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 		return nil, err
 	}
 
-	client, err := worker.NewClient(cfg.Worker, pool, workers, periodic, logger)
+	client, err := worker.NewClient(cfg.Worker, pool, workers, periodic, logger, registry.Hook())
 	if err != nil {
 		return nil, err
 	}

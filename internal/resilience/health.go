@@ -150,14 +150,7 @@ func (r *Registry) Flush(ctx context.Context) error {
 			return fmt.Errorf("error recording health of %s: %w", name, err)
 		}
 	}
-	paused, err := r.store.Paused(ctx)
-	if err != nil {
-		return fmt.Errorf("error reading paused destinations: %w", err)
-	}
-	for name, d := range dests {
-		d.paused.Store(paused[name])
-	}
-	return nil
+	return r.refreshPauses(ctx, time.Now())
 }
 
 // Run flushes every interval until ctx ends, then once more.

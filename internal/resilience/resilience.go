@@ -24,8 +24,16 @@
 // # Health
 //
 // Every outcome is counted in memory and merged into
-// switchboard.destination_health every few seconds by Registry.Run, which
-// also picks up operator pauses from that table.
+// switchboard.destination_health every few seconds by Registry.Run.
+//
+// # Pauses and holds
+//
+// An operator's pause is read from that table before every job starts
+// (Registry.Hook; jobs starting together share one read), so a pause
+// committed before a job starts always holds it. A held job snoozes through
+// HoldFor, which writes hold_reason, hold_destination and hold_until into
+// its metadata for River UI; resuming a destination makes the jobs its
+// pause held available at once (a trigger, migration 00065).
 package resilience
 
 import (
@@ -290,6 +298,8 @@ type Registry struct {
 	dests map[string]*Destination
 	stats map[string]*pending
 	store HealthStore
+	// pauses shares the pause reads of jobs that start together (Hook).
+	pauses pauseReads
 }
 
 // New returns an empty registry that flushes health to store (nil: keep

@@ -16,7 +16,8 @@ import (
 const metadataUnavailableSince = "unavailable_since"
 
 // Snooze turns an *UnavailableError into the job's outcome: a snooze until
-// the destination may be called again (no attempt spent), or — once the job
+// the destination may be called again (no attempt spent; the reason and
+// destination written to the job's metadata by HoldFor), or — once the job
 // has been waiting longer than limit in total — a cancel into a dead letter
 // of class unavailable, so an old message does not go out days late. Other
 // errors are returned unchanged.
@@ -46,5 +47,5 @@ func Snooze(ctx context.Context, job *rivertype.JobRow, err error, limit time.Du
 	if limit > 0 {
 		wait = min(wait, since.Add(limit).Sub(now)+time.Second)
 	}
-	return river.JobSnooze(max(wait, time.Second))
+	return HoldFor(ctx, ue.Reason, ue.Destination, wait)
 }

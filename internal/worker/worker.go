@@ -134,8 +134,10 @@ func NewTransport(cfg Config) *http.Transport {
 // do not decode get there quickly instead of after River's 25 default
 // attempts.
 //
-// periodic jobs are registered on every client (the leader inserts them).
-func NewClient(cfg Config, pool *pgxpool.Pool, workers *river.Workers, periodic []*river.PeriodicJob, logger *slog.Logger) (*river.Client[pgx.Tx], error) {
+// periodic jobs are registered on every client (the leader inserts them);
+// hooks run around every job (resilience.Registry.Hook: pauses read at job
+// start).
+func NewClient(cfg Config, pool *pgxpool.Pool, workers *river.Workers, periodic []*river.PeriodicJob, logger *slog.Logger, hooks ...rivertype.Hook) (*river.Client[pgx.Tx], error) {
 	queues, err := ParseQueues(cfg.Queues)
 	if err != nil {
 		return nil, err
@@ -158,6 +160,7 @@ func NewClient(cfg Config, pool *pgxpool.Pool, workers *river.Workers, periodic 
 		RescueStuckJobsAfter: rescueAfter(cfg.RescueAfter, jobTimeout(cfg.JobTimeout)),
 		ErrorHandler:         &errorHandler{logger: logger, unknownKindAttempts: unknownAttempts},
 		Middleware:           []rivertype.Middleware{&jobMiddleware{}},
+		Hooks:                hooks,
 		PeriodicJobs:         periodic,
 	})
 	if err != nil {

@@ -319,3 +319,34 @@ func TestRiverUIRetryMarksTheDeadLetterRequeued(t *testing.T) {
 	require.Equal(t, "requeued", state)
 	require.Equal(t, "river_ui", actor)
 }
+
+// River UI shows a dead job's metadata: it names the dead letter, its class
+// and its subject (migration 00065), and loses them when River UI retries it.
+func TestDeadJobMetadataNamesItsDeadLetter(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(w *river.Workers) { river.AddWorker(w, &failWorker{}) })
+	b.start(t)
+	ctx := context.Background()
+	res, err := b.client.Insert(ctx, failArgs{N: 42, Mode: "cancel"}, nil)
+	require.NoError(t, err)
+	dl := waitDeadLetter(t, b.pool, res.Job.ID)
+
+	var meta map[string]any
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT metadata FROM switchboard.river_job WHERE id = $1", res.Job.ID).Scan(&meta))
+	require.Equal(t, float64(dl.ID), meta["dead_letter_id"])
+	require.Equal(t, "permanent", meta["dead_letter_class"])
+	require.Equal(t, "thing/42", meta["dead_letter_subject"])
+
+	unknown := insertRaw(t, b.pool, "no_such_kind", `{"x": 1}`)
+	udl := waitDeadLetter(t, b.pool, unknown)
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT metadata FROM switchboard.river_job WHERE id = $1", unknown).Scan(&meta))
+	require.Equal(t, float64(udl.ID), meta["dead_letter_id"])
+	require.Equal(t, "unknown_kind", meta["dead_letter_class"])
+	require.NotContains(t, meta, "dead_letter_subject", "no subject for an unknown kind")
+
+	// River UI's retry: the job is no longer dead.
+	_, err = b.client.JobRetry(ctx, res.Job.ID)
+	require.NoError(t, err)
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT metadata FROM switchboard.river_job WHERE id = $1", res.Job.ID).Scan(&meta))
+	require.NotContains(t, meta, "dead_letter_id")
+}
