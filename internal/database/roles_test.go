@@ -98,6 +98,8 @@ func TestRoles(t *testing.T) {
 		"SELECT id, state, reason, resource_type FROM switchboard.fhir_inbound",
 		"SELECT * FROM switchboard.destination_health",
 		"SELECT * FROM switchboard.job_kinds",
+		"SELECT * FROM switchboard.deployment",
+		"SELECT id, name, write_plan, retired_at FROM switchboard.ehr_endpoints",
 		"SELECT id, status, kind, rejection_reason FROM switchboard.wearable_samples",
 		"SELECT opted_out, source FROM switchboard.sms_consent",
 		"SELECT switchboard.dlq_retry_where('no_such_kind', NULL, NULL, 'ops@test')",
