@@ -363,6 +363,13 @@ type SwitchboardAppleHealthUpload struct {
 	ProcessedAt  *time.Time
 }
 
+// operator: switchboard_operator (and switchboard_phi_reader) may select the column; secret: no read role may; unlisted: switchboard_phi_reader only. Applied by switchboard.apply_role_grants().
+type SwitchboardColumnAccess struct {
+	TableName  string
+	ColumnName string
+	Access     string
+}
+
 type SwitchboardConnectLink struct {
 	TokenHash  []byte
 	PatientID  int64
