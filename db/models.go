@@ -512,6 +512,11 @@ type SwitchboardUploadToken struct {
 	LastUsedAt   *time.Time
 }
 
+type SwitchboardVendorDestination struct {
+	Destination string
+	Description string
+}
+
 type SwitchboardWearableSample struct {
 	ID               int64
 	ConnectionID     int64

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"log/slog"
 
 	"github.com/jackc/pgx/v5"
@@ -43,7 +41,7 @@ func (v apiVendors) apply(cfg *api.Config, pool *pgxpool.Pool, logger *slog.Logg
 	if v.TelnyxPublicKey != "" {
 		key, err := telnyx.ParsePublicKey(v.TelnyxPublicKey)
 		if err != nil {
-			return usageError{"TELNYX_PUBLIC_KEY: " + err.Error()}
+			return usageError{msg: "TELNYX_PUBLIC_KEY: " + err.Error()}
 		}
 		cfg.TelnyxPublicKey = key
 	}
@@ -53,7 +51,7 @@ func (v apiVendors) apply(cfg *api.Config, pool *pgxpool.Pool, logger *slog.Logg
 	}
 	keys, err := secrets.Parse(v.TokenKeys)
 	if err != nil {
-		return usageError{err.Error()}
+		return usageError{msg: err.Error()}
 	}
 	w, err := wearables.NewAPI(wearables.Deps{Pool: pool, Keys: keys, Config: v.Wearables, Logger: logger})
 	if err != nil {
@@ -63,11 +61,16 @@ func (v apiVendors) apply(cfg *api.Config, pool *pgxpool.Pool, logger *slog.Logg
 	return nil
 }
 
-func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("api", "api\n\nServes provider webhooks, River UI (/riverui/, operator auth) and /healthz, /readyz on API_ADDR; /metrics on API_METRICS_ADDR (loopback by default).", stdout)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
+// apiCmd is `switchboard api`.
+type apiCmd struct{}
+
+func (apiCmd) Help() string {
+	return `Serves provider webhooks, River UI (/riverui/, operator auth) and /healthz,
+/readyz on API_ADDR; /metrics on API_METRICS_ADDR (loopback by default).`
+}
+
+func (apiCmd) Run(e *env) error {
+	ctx, stderr := e.ctx, e.stderr
 	var cfg apiConfig
 	if err := load(ctx, &cfg); err != nil {
 		return err

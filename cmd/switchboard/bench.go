@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+
 	"log/slog"
 	"os"
 	"runtime/pprof"
@@ -20,9 +20,42 @@ import (
 	"github.com/switchboard-health/switchboard/internal/twilio"
 )
 
-const benchSynopsis = `bench [flags]
+// benchCmd is `switchboard bench`.
+type benchCmd struct {
+	DatabaseURL string        `name:"database-url" help:"Server to create the bench database on (default $DATABASE_URL)."`
+	Scenarios   string        `default:"${bench_scenarios}" help:"Comma-separated scenarios, or all: ${bench_all}."`
+	JSON        bool          `name:"json" help:"Print the report as JSON."`
+	KeepDB      bool          `name:"keep-db" help:"Keep the bench database instead of dropping it."`
+	Verbose     bool          `short:"v" help:"Log River's and the workers' info lines to stderr (default: warnings)."`
+	Workers     int           `default:"100" help:"sms queue MaxWorkers of the in-process worker (e2e, soak)."`
+	Cooldown    time.Duration `name:"fetch-cooldown" help:"River FetchCooldown (default WORKER_FETCH_COOLDOWN)."`
+	Poll        time.Duration `name:"poll-interval" help:"River FetchPollInterval (default WORKER_FETCH_POLL_INTERVAL)."`
+	Pool        int           `help:"Worker pgx pool MaxConns (default WORKER_DB_MAX_CONNS)."`
+	Clients     string        `name:"enqueue-clients" default:"1,4,16" help:"enqueue: concurrent app sessions."`
+	Slice       time.Duration `name:"enqueue-slice" default:"1s" help:"enqueue: one case's turn."`
+	Rounds      int           `name:"enqueue-rounds" default:"4" help:"enqueue: turns per case."`
+	Ablations   bool          `name:"enqueue-ablations" default:"true" negatable:"" help:"enqueue: the breakdown cases at the largest client count."`
+	Rate        int           `default:"500" help:"e2e: offered load of the latency cases, messages per second."`
+	LatencyDur  time.Duration `name:"latency-duration" default:"10s" help:"e2e: length of each latency case."`
+	NoopJobs    int           `name:"noop-jobs" default:"30000" help:"e2e: pre-inserted no-op jobs."`
+	Messages    int           `default:"10000" help:"e2e: pre-inserted messages for the zero-latency provider."`
+	Wakeups     bool          `name:"wakeup-cases" default:"true" negatable:"" help:"e2e: also measure the wake-up designs not chosen (poll only, NOTIFY every transaction)."`
+	WakeupRate  int           `name:"wakeup-rate" default:"200" help:"e2e: offered load of the wake-up design cases, messages per second."`
+	Unshared    bool          `default:"true" negatable:"" help:"e2e: also measure the send path with SMS_BATCH_SIZE=1 (every job its own transactions)."`
+	ProvLatency time.Duration `name:"provider-latency" default:"100ms" help:"e2e, scaleout: the slow provider's latency."`
+	SlowWorkers string        `name:"slow-workers" default:"25,50" help:"e2e: sms MaxWorkers of each slow-provider case."`
+	SlowMsgs    int           `name:"slow-messages" help:"e2e: messages sent through the slow provider (default: about 8 s of work)."`
+	Processes   string        `default:"1,2,3" help:"scaleout: worker process counts."`
+	ProcWorkers int           `name:"process-workers" default:"16" help:"scaleout: sms MaxWorkers of each worker process (small enough that 3 processes do not saturate the database)."`
+	ScaleDur    time.Duration `name:"scaleout-duration" default:"8s" help:"scaleout: about how long each run works."`
+	SoakDur     time.Duration `name:"soak" default:"60s" help:"soak: length (at least a minute makes the target meaningful)."`
+	SoakRate    int           `name:"soak-rate" default:"300" help:"soak: steady rate, messages per second."`
+	Binary      string        `name:"worker-binary" help:"scaleout: switchboard binary to run as workers (default: this executable)."`
+	CPUProfile  string        `name:"cpuprofile" help:"Write a Go CPU profile of this process (the in-process workers) to this file."`
+}
 
-Measures Switchboard against baselines measured in the same run, on a database of
+func (benchCmd) Help() string {
+	return `Measures Switchboard against baselines measured in the same run, on a database of
 its own (bench_<random>, created from the migrations on the server of DATABASE_URL or
 --database-url and dropped at the end; app data is never touched):
 
@@ -36,49 +69,43 @@ its own (bench_<random>, created from the migrations on the server of DATABASE_U
   settings  (not by default) River fetch settings and pool sizes compared
 
 River client settings come from the WORKER_* variables (internal/worker defaults)
-unless a flag overrides them. Progress goes to stderr, the report to stdout.
-`
+unless a flag overrides them. Progress goes to stderr, the report to stdout.`
+}
 
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", benchSynopsis, stdout)
+func (c *benchCmd) Run(e *env) error {
+	ctx, stdout, stderr := e.ctx, e.stdout, e.stderr
 	var (
-		dbURL       = fs.String("database-url", "", "server to create the bench database on (default $DATABASE_URL)")
-		scenarios   = fs.String("scenarios", strings.Join(bench.DefaultScenarios, ","), "comma-separated scenarios, or all: "+strings.Join(bench.AllScenarios, ","))
-		asJSON      = fs.Bool("json", false, "print the report as JSON")
-		keep        = fs.Bool("keep-db", false, "keep the bench database instead of dropping it")
-		verbose     = fs.Bool("v", false, "log River's and the workers' info lines to stderr (default: warnings)")
-		workers     = fs.Int("workers", 100, "sms queue MaxWorkers of the in-process worker (e2e, soak)")
-		cooldown    = fs.Duration("fetch-cooldown", 0, "River FetchCooldown (default WORKER_FETCH_COOLDOWN)")
-		poll        = fs.Duration("poll-interval", 0, "River FetchPollInterval (default WORKER_FETCH_POLL_INTERVAL)")
-		poolSize    = fs.Int("pool", 0, "worker pgx pool MaxConns (default WORKER_DB_MAX_CONNS)")
-		clients     = fs.String("enqueue-clients", "1,4,16", "enqueue: concurrent app sessions")
-		slice       = fs.Duration("enqueue-slice", time.Second, "enqueue: one case's turn")
-		rounds      = fs.Int("enqueue-rounds", 4, "enqueue: turns per case")
-		ablations   = fs.Bool("enqueue-ablations", true, "enqueue: the breakdown cases at the largest client count")
-		rate        = fs.Int("rate", 500, "e2e: offered load of the latency cases, messages per second")
-		latencyDur  = fs.Duration("latency-duration", 10*time.Second, "e2e: length of each latency case")
-		noopJobs    = fs.Int("noop-jobs", 30000, "e2e: pre-inserted no-op jobs")
-		messages    = fs.Int("messages", 10000, "e2e: pre-inserted messages for the zero-latency provider")
-		wakeups     = fs.Bool("wakeup-cases", true, "e2e: also measure the wake-up designs not chosen (poll only, NOTIFY every transaction)")
-		wakeupRate  = fs.Int("wakeup-rate", 200, "e2e: offered load of the wake-up design cases, messages per second")
-		unshared    = fs.Bool("unshared", true, "e2e: also measure the send path with SMS_BATCH_SIZE=1 (every job its own transactions)")
-		provLatency = fs.Duration("provider-latency", 100*time.Millisecond, "e2e, scaleout: the slow provider's latency")
-		slowWorkers = fs.String("slow-workers", "25,50", "e2e: sms MaxWorkers of each slow-provider case")
-		slowMsgs    = fs.Int("slow-messages", 0, "e2e: messages sent through the slow provider (default: about 8 s of work)")
-		processes   = fs.String("processes", "1,2,3", "scaleout: worker process counts")
-		procWorkers = fs.Int("process-workers", 16, "scaleout: sms MaxWorkers of each worker process (small enough that 3 processes do not saturate the database)")
-		scaleDur    = fs.Duration("scaleout-duration", 8*time.Second, "scaleout: about how long each run works")
-		soakDur     = fs.Duration("soak", 60*time.Second, "soak: length (at least a minute makes the target meaningful)")
-		soakRate    = fs.Int("soak-rate", 300, "soak: steady rate, messages per second")
-		binary      = fs.String("worker-binary", "", "scaleout: switchboard binary to run as workers (default: this executable)")
-		cpuProfile  = fs.String("cpuprofile", "", "write a Go CPU profile of this process (the in-process workers) to this file")
+		dbURL       = &c.DatabaseURL
+		scenarios   = &c.Scenarios
+		asJSON      = &c.JSON
+		keep        = &c.KeepDB
+		verbose     = &c.Verbose
+		workers     = &c.Workers
+		cooldown    = &c.Cooldown
+		poll        = &c.Poll
+		poolSize    = &c.Pool
+		clients     = &c.Clients
+		slice       = &c.Slice
+		rounds      = &c.Rounds
+		ablations   = &c.Ablations
+		rate        = &c.Rate
+		latencyDur  = &c.LatencyDur
+		noopJobs    = &c.NoopJobs
+		messages    = &c.Messages
+		wakeups     = &c.Wakeups
+		wakeupRate  = &c.WakeupRate
+		unshared    = &c.Unshared
+		provLatency = &c.ProvLatency
+		slowWorkers = &c.SlowWorkers
+		slowMsgs    = &c.SlowMsgs
+		processes   = &c.Processes
+		procWorkers = &c.ProcWorkers
+		scaleDur    = &c.ScaleDur
+		soakDur     = &c.SoakDur
+		soakRate    = &c.SoakRate
+		binary      = &c.Binary
+		cpuProfile  = &c.CPUProfile
 	)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{"bench takes no arguments, only flags"}
-	}
 	var cfg workerConfig
 	if err := load(ctx, &cfg); err != nil {
 		return err
@@ -87,7 +114,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		*dbURL = cfg.Base.DatabaseURL
 	}
 	if *dbURL == "" {
-		return usageError{"DATABASE_URL is not set and --database-url is not given"}
+		return usageError{msg: "DATABASE_URL is not set and --database-url is not given"}
 	}
 	level := "warn"
 	if *verbose {
@@ -168,7 +195,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "unknown scenario") {
-			return usageError{err.Error()}
+			return usageError{msg: err.Error()}
 		}
 		return fmt.Errorf("error running the bench: %w", err)
 	}
@@ -216,7 +243,7 @@ func intList(name, s string) ([]int, error) {
 	for _, f := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
-			return nil, usageError{fmt.Sprintf("--%s: %q is not a list of positive numbers", name, s)}
+			return nil, usageError{msg: fmt.Sprintf("--%s: %q is not a list of positive numbers", name, s)}
 		}
 		out = append(out, n)
 	}

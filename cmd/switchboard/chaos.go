@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -11,9 +9,33 @@ import (
 	"github.com/switchboard-health/switchboard/internal/chaos"
 )
 
-const chaosSynopsis = `chaos [flags]
+// chaosCmd is `switchboard chaos`. Negative defaults mean "the mode's
+// default" (chaos.Defaults).
+type chaosCmd struct {
+	Mode      string        `default:"chaos" enum:"chaos,delivery" help:"${enum}."`
+	Duration  time.Duration `help:"How long to stream (default 3m in chaos mode; delivery mode streams --messages)."`
+	Messages  int           `help:"How many messages to stream (default 10000 in delivery mode; none in chaos mode)."`
+	Rate      float64       `help:"Messages per second (default 20 chaos, 50 delivery)."`
+	FHIRRate  float64       `name:"fhir-rate" default:"-1" help:"Heart-rate observations per second pushed to a FHIR peer (Medplum, needs Node 20) behind the same faults; 0 disables (default 5 chaos, 0 delivery)."`
+	Seed      int64         `help:"Seed of the fault draws and the schedule (default: from the clock; printed)."`
+	Workers   int           `default:"3" help:"Worker processes."`
+	KillEvery time.Duration `name:"kill-every" default:"-1ns" help:"Mean time between SIGKILLs of a worker; 0 disables (default 30s chaos, 0 delivery)."`
+	PGRestart string        `name:"pg-restart" help:"PostgreSQL restart mode: immediate, fast or none (default immediate chaos, none delivery)."`
+	Outage    time.Duration `default:"-1ns" help:"Length of the first provider's full outage; 0 disables (default 30s chaos, 1m delivery)."`
+	Drain     time.Duration `help:"Longest wait after the stream for every message to be final (default 5m chaos, 10m delivery)."`
+	Providers string        `default:"twilio" help:"Sandbox providers, in SMS_PROVIDERS order (twilio, telnyx)."`
+	Fault5xx  float64       `name:"fault-5xx" default:"${fault_5xx}" help:"Share of provider requests answered 5xx."`
+	Fault429  float64       `name:"fault-429" default:"${fault_429}" help:"Share answered 429 with Retry-After."`
+	FaultTO   float64       `name:"fault-timeout" default:"${fault_timeout}" help:"Share that time out (no answer before TWILIO_REQUEST_TIMEOUT)."`
+	After     float64       `name:"after-accept" default:"${fault_after_accept}" help:"Part of the 5xx and timeouts of sends that happen after the provider stored the message."`
+	Reads     bool          `name:"read-faults" default:"true" negatable:"" help:"Fail list and fetch requests (reconciliation, lookups, probes) too."`
+	Negative  float64       `default:"-1" help:"Share of messages to magic recipients: invalid, opted out, permanent (default 0.02 chaos, 0 delivery)."`
+	Goal      float64       `default:"0.999" help:"Delivered share a delivery run must reach."`
+	Keep      bool          `help:"Keep the run's directory (process logs, cluster) and print it."`
+}
 
-Makes a private PostgreSQL cluster in a temporary directory, migrates it,
+func (chaosCmd) Help() string {
+	return `Makes a private PostgreSQL cluster in a temporary directory, migrates it,
 serves sandbox providers in-process, runs this binary as the api and as
 --workers worker processes, and streams messages through switchboard.send_sms
 while it breaks things. Everything is on 127.0.0.1 and removed at the end.
@@ -41,80 +63,60 @@ took to become final. It prints a report and a one-line verdict, and exits 1
 on any failure, including a check that could not run (or a missed delivery
 goal).
 `
+}
 
-func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("chaos", chaosSynopsis, stdout)
-	mode := fs.String("mode", "chaos", "chaos or delivery")
-	duration := fs.Duration("duration", 0, "how long to stream (default 3m in chaos mode; delivery mode streams --messages)")
-	messages := fs.Int("messages", 0, "how many messages to stream (default 10000 in delivery mode; none in chaos mode)")
-	rate := fs.Float64("rate", 0, "messages per second (default 20 chaos, 50 delivery)")
-	fhirRate := fs.Float64("fhir-rate", -1, "heart-rate observations per second pushed to a FHIR peer (Medplum, needs Node 20) behind the same faults; 0 disables (default 5 chaos, 0 delivery)")
-	seed := fs.Int64("seed", 0, "seed of the fault draws and the schedule (default: from the clock; printed)")
-	workers := fs.Int("workers", 3, "worker processes")
-	killEvery := fs.Duration("kill-every", -1, "mean time between SIGKILLs of a worker; 0 disables (default 30s chaos, 0 delivery)")
-	pgRestart := fs.String("pg-restart", "", "PostgreSQL restart mode: immediate, fast or none (default immediate chaos, none delivery)")
-	outage := fs.Duration("outage", -1, "length of the first provider's full outage; 0 disables (default 30s chaos, 1m delivery)")
-	drain := fs.Duration("drain", 0, "longest wait after the stream for every message to be final (default 5m chaos, 10m delivery)")
-	providers := fs.String("providers", "twilio", "sandbox providers, in SMS_PROVIDERS order (twilio, telnyx)")
-	f5xx := fs.Float64("fault-5xx", chaos.IssueMix.ServerError, "share of provider requests answered 5xx")
-	f429 := fs.Float64("fault-429", chaos.IssueMix.Throttle, "share answered 429 with Retry-After")
-	fTimeout := fs.Float64("fault-timeout", chaos.IssueMix.Timeout, "share that time out (no answer before TWILIO_REQUEST_TIMEOUT)")
-	after := fs.Float64("after-accept", chaos.IssueMix.AfterAccept, "part of the 5xx and timeouts of sends that happen after the provider stored the message")
-	reads := fs.Bool("read-faults", true, "fail list and fetch requests (reconciliation, lookups, probes) too")
-	negative := fs.Float64("negative", -1, "share of messages to magic recipients: invalid, opted out, permanent (default 0.02 chaos, 0 delivery)")
-	goal := fs.Float64("goal", 0.999, "delivered share a delivery run must reach")
-	keep := fs.Bool("keep", false, "keep the run's directory (process logs, cluster) and print it")
-	if err := parse(fs, args); err != nil {
-		return err
+func (c *chaosCmd) Validate() error {
+	if c.Duration > 2*time.Hour || c.Drain > 2*time.Hour {
+		return fmt.Errorf("--duration and --drain must be at most 2h")
 	}
-	if fs.NArg() > 0 {
-		return usageError{"chaos takes no arguments, only flags"}
+	switch c.PGRestart {
+	case "", "immediate", "fast", "none":
+	default:
+		return fmt.Errorf("--pg-restart must be one of immediate, fast, none, not %q", c.PGRestart)
 	}
-	m := chaos.Mode(*mode)
-	if m != chaos.ModeChaos && m != chaos.ModeDelivery {
-		return usageError{"--mode must be chaos or delivery"}
-	}
+	return nil
+}
+
+func (c *chaosCmd) Run(e *env) error {
+	m := chaos.Mode(c.Mode)
 	cfg := chaos.Defaults(m)
 	bin, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("error finding this binary to run the processes: %w", err)
 	}
 	cfg.Binary = bin
-	if *duration > 0 {
-		cfg.Duration = *duration
-		if *messages == 0 && m == chaos.ModeDelivery {
+	if c.Duration > 0 {
+		cfg.Duration = c.Duration
+		if c.Messages == 0 && m == chaos.ModeDelivery {
 			cfg.Messages = 0
 		}
 	}
-	if *messages > 0 {
-		cfg.Messages = *messages
-		if *duration == 0 && m == chaos.ModeChaos {
+	if c.Messages > 0 {
+		cfg.Messages = c.Messages
+		if c.Duration == 0 && m == chaos.ModeChaos {
 			cfg.Duration = 0
 		}
 	}
-	setIf(&cfg.Rate, *rate, *rate > 0)
-	setIf(&cfg.FHIRRate, *fhirRate, *fhirRate >= 0)
-	setIf(&cfg.Seed, *seed, *seed != 0)
-	cfg.Workers = *workers
-	setIf(&cfg.KillEvery, *killEvery, *killEvery >= 0)
-	setIf(&cfg.PGRestart, *pgRestart, *pgRestart != "")
-	setIf(&cfg.Outage, *outage, *outage >= 0)
-	setIf(&cfg.Drain, *drain, *drain > 0)
-	setIf(&cfg.NegativeShare, *negative, *negative >= 0)
-	cfg.Providers = strings.Split(*providers, ",")
-	cfg.Faults = chaos.FaultMix{ServerError: *f5xx, Throttle: *f429, Timeout: *fTimeout, AfterAccept: *after, Reads: *reads}
-	cfg.Goal = *goal
-	cfg.Keep = *keep
-	if cfg.Duration > 2*time.Hour || cfg.Drain > 2*time.Hour {
-		return usageError{"--duration and --drain must be at most 2h"}
-	}
+	setIf(&cfg.Rate, c.Rate, c.Rate > 0)
+	setIf(&cfg.FHIRRate, c.FHIRRate, c.FHIRRate >= 0)
+	setIf(&cfg.Seed, c.Seed, c.Seed != 0)
+	cfg.Workers = c.Workers
+	setIf(&cfg.KillEvery, c.KillEvery, c.KillEvery >= 0)
+	setIf(&cfg.PGRestart, c.PGRestart, c.PGRestart != "")
+	setIf(&cfg.Outage, c.Outage, c.Outage >= 0)
+	setIf(&cfg.Drain, c.Drain, c.Drain > 0)
+	setIf(&cfg.NegativeShare, c.Negative, c.Negative >= 0)
+	cfg.Providers = strings.Split(c.Providers, ",")
+	cfg.Faults = chaos.FaultMix{ServerError: c.Fault5xx, Throttle: c.Fault429, Timeout: c.FaultTO, AfterAccept: c.After, Reads: c.Reads}
+	cfg.Goal = c.Goal
+	cfg.Keep = c.Keep
 
-	res, err := chaos.Run(ctx, cfg, stderr)
+	res, err := chaos.Run(e.ctx, cfg, e.stderr)
 	if err != nil {
-		fmt.Fprintf(stdout, "%s: FAIL the run could not be made: %v\n", m, err)
+		fmt.Fprintf(e.stdout, "%s: FAIL the run could not be made: %v\n", m, err)
 		return err
 	}
-	res.Report(stdout)
+	res.Report(e.stdout)
 	if !res.OK() {
 		return fmt.Errorf("%s run failed (seed %d): see the report above", m, res.Config.Seed)
 	}

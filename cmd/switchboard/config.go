@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,32 +39,9 @@ func newLogger(cfg logging.Config, w io.Writer) (*slog.Logger, error) {
 
 func openPool(ctx context.Context, b base, maxConns int32) (*pgxpool.Pool, error) {
 	if b.DatabaseURL == "" {
-		return nil, usageError{"DATABASE_URL is not set"}
+		return nil, usageError{msg: "DATABASE_URL is not set"}
 	}
 	return database.Open(ctx, database.Config{URL: b.DatabaseURL, MaxConns: maxConns})
-}
-
-// newFlags returns a FlagSet that prints its usage to stdout on --help and
-// reports mistakes as usage errors.
-func newFlags(name, synopsis string, stdout io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "Usage: switchboard %s\n", synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parse parses args, mapping --help to errHelp and mistakes to usageError.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return errHelp
-		}
-		return usageError{err.Error()}
-	}
-	return nil
 }
 
 func actor() string {
@@ -98,7 +74,17 @@ func deref(s *string) string {
 func sqlUserError(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "22023" {
-		return usageError{pgErr.Message}
+		return usageError{msg: pgErr.Message}
 	}
 	return err
+}
+
+// openBasePool reads the base configuration and opens a small pool, for
+// the operator commands.
+func openBasePool(e *env) (*pgxpool.Pool, error) {
+	var b base
+	if err := load(e.ctx, &b); err != nil {
+		return nil, err
+	}
+	return openPool(e.ctx, b, 2)
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -60,11 +59,18 @@ type devConfig struct {
 	CallbackDelay time.Duration `env:"DEV_SANDBOX_CALLBACK_DELAY, default=500ms"`
 }
 
-func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("dev", "dev\n\nMigrates DATABASE_URL, then runs worker, api, a sandbox Twilio that answers like Twilio and\nposts signed status callbacks, and a trickle of demo messages through switchboard.send_sms.", stdout)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
+// devCmd is `switchboard dev` (make run).
+type devCmd struct{}
+
+func (devCmd) Help() string {
+	return `Migrates DATABASE_URL, then runs worker, api, sandbox Twilio, Telnyx and
+Google Health that answer like the vendors and post signed callbacks, and a
+trickle of demo messages through switchboard.send_sms. Unset variables get
+local defaults.`
+}
+
+func (devCmd) Run(e *env) error {
+	ctx, stdout, stderr := e.ctx, e.stdout, e.stderr
 	for k, v := range devDefaults {
 		if os.Getenv(k) == "" {
 			os.Setenv(k, v)
@@ -139,7 +145,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	if cfg.WorkerConfig.Base.DatabaseURL == "" {
-		return usageError{"DATABASE_URL is not set (make run provides one)"}
+		return usageError{msg: "DATABASE_URL is not set (make run provides one)"}
 	}
 	applied, err := database.Migrate(ctx, cfg.WorkerConfig.Base.DatabaseURL, database.Up, logger)
 	if err != nil {

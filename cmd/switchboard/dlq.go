@@ -1,153 +1,209 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"strconv"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchboard-health/switchboard/db"
 	"github.com/switchboard-health/switchboard/internal/deadletter"
 )
 
-const dlqUsage = `dlq list|show|retry|purge
+// dlqCmd is `switchboard dlq`.
+type dlqCmd struct {
+	List  dlqListCmd  `cmd:"" help:"Dead letters, newest first."`
+	Show  dlqShowCmd  `cmd:"" help:"One dead letter with its args and errors (JSON)."`
+	Retry dlqRetryCmd `cmd:"" help:"Requeue dead letters as fresh jobs: by id, or every open one matching --kind/--class/--since."`
+	Purge dlqPurgeCmd `cmd:"" help:"Mark dead letters purged (kept for the record); needs --yes."`
+}
 
-  list [--state open|requeued|purged] [--kind KIND] [--limit N]
-  show ID
-  retry ID...          requeue as fresh jobs
-  retry --kind K [--class C] [--since T]
-                       requeue every open dead letter matching (after an outage:
-                       --class unavailable or retries_exhausted); T is RFC 3339 or a
-                       duration back from now (90m)
-  purge ID... --yes    mark purged (kept for the record)
+func (dlqCmd) Help() string {
+	return `Every action, listing included, is written to switchboard.audit_log with the
+actor (SWITCHBOARD_ACTOR, else $USER@hostname).`
+}
 
-Every action is written to switchboard.audit_log with the actor
-(SWITCHBOARD_ACTOR, else $USER@hostname).`
+type dlqListCmd struct {
+	State string `default:"open" enum:"${dlq_states}" help:"Only dead letters in this state: ${enum}."`
+	Kind  string `help:"Only this job kind (see switchboard.job_kinds)."`
+	Limit int    `default:"100" help:"At most this many rows (1–10000)."`
+}
 
-func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	help := newFlags("dlq", dlqUsage, stdout)
-	if len(args) == 0 {
-		help.Usage()
-		return usageError{"dlq needs list, show, retry or purge"}
+func (c *dlqListCmd) Validate() error {
+	if c.Limit < 1 || c.Limit > 10000 {
+		return fmt.Errorf("--limit must be between 1 and 10000, not %d", c.Limit)
 	}
-	sub, rest := args[0], args[1:]
-	if sub == "-h" || sub == "--help" || sub == "help" {
-		help.Usage()
-		return errHelp
-	}
-	fs := newFlags("dlq "+sub, dlqUsage, stdout)
-	state := fs.String("state", "open", "list: dead letters in this state (empty for all)")
-	kind := fs.String("kind", "", "list: only this job kind")
-	limit := fs.Int("limit", 100, "list: at most this many rows")
-	yes := fs.Bool("yes", false, "purge: confirm")
-	class := fs.String("class", "", "retry: bulk, only this class")
-	since := fs.String("since", "", "retry: bulk, only dead letters created since (RFC 3339 or a duration like 90m)")
-	if err := parse(fs, rest); err != nil {
+	return nil
+}
+
+func (c *dlqListCmd) Run(e *env) error {
+	pool, err := openBasePool(e)
+	if err != nil {
 		return err
 	}
-	var ids []int64
-	for _, a := range fs.Args() {
-		id, err := strconv.ParseInt(a, 10, 64)
-		if err != nil || id <= 0 {
-			return usageError{fmt.Sprintf("%q is not a dead letter id", a)}
-		}
-		ids = append(ids, id)
-	}
-	switch sub {
-	case "list":
-	case "show":
-		if len(ids) != 1 {
-			return usageError{"dlq show takes exactly one id"}
-		}
-	case "retry", "purge":
-		bulk := sub == "retry" && (*kind != "" || *class != "" || *since != "")
-		if bulk && len(ids) > 0 {
-			return usageError{"dlq retry takes ids or --kind/--class/--since, not both"}
-		}
-		if len(ids) == 0 && !bulk {
-			return usageError{"dlq " + sub + " needs at least one id"}
-		}
-		if sub == "purge" && !*yes {
-			return usageError{"dlq purge needs --yes"}
-		}
-	default:
-		help.Usage()
-		return usageError{fmt.Sprintf("unknown dlq command %q", sub)}
-	}
-
-	var b base
-	if err := load(ctx, &b); err != nil {
+	defer pool.Close()
+	if err := checkKind(e, pool, c.Kind); err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, b, 2)
+	state := c.State
+	if state == "all" {
+		state = ""
+	}
+	rows, err := deadletter.List(e.ctx, pool, deadletter.Filter{State: state, Kind: c.Kind, Limit: int32(c.Limit)}, actor())
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tKIND\tCLASS\tJOB\tATTEMPTS\tSUBJECT\tCREATED")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.ID, r.State, r.Kind, r.Class, r.JobID, r.Attempts, deref(r.Subject),
+			r.CreatedAt.UTC().Format("2006-01-02 15:04:05"))
+	}
+	return tw.Flush()
+}
+
+type dlqShowCmd struct {
+	ID int64 `arg:"" help:"Dead letter id."`
+}
+
+func (c *dlqShowCmd) Validate() error { return positiveIDs(c.ID) }
+
+func (c *dlqShowCmd) Run(e *env) error {
+	pool, err := openBasePool(e)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	dl, err := deadletter.Show(e.ctx, pool, c.ID, actor())
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]any{
+		"id": dl.ID, "job_id": dl.JobID, "kind": dl.Kind, "queue": dl.Queue, "class": dl.Class,
+		"job_state": dl.JobState, "subject": dl.Subject, "state": dl.State, "attempts": dl.Attempts,
+		"max_attempts": dl.MaxAttempts, "args": dl.Args, "errors": dl.Errors,
+		"requeued_job_id": dl.RequeuedJobID, "created_at": dl.CreatedAt, "updated_at": dl.UpdatedAt,
+	})
+}
+
+type dlqRetryCmd struct {
+	IDs   []int64 `arg:"" optional:"" name:"id" help:"Dead letter ids (or use the filters)."`
+	Kind  string  `help:"Bulk: every open dead letter of this job kind."`
+	Class string  `help:"Bulk: only this class (${dlq_classes}); after an outage: unavailable or retries_exhausted."`
+	Since string  `help:"Bulk: only dead letters created since T: RFC 3339 or a duration back from now (90m)."`
+}
+
+func (c *dlqRetryCmd) Validate() error {
+	bulk := c.Kind != "" || c.Class != "" || c.Since != ""
+	switch {
+	case bulk && len(c.IDs) > 0:
+		return fmt.Errorf("give ids or --kind/--class/--since, not both")
+	case !bulk && len(c.IDs) == 0:
+		return fmt.Errorf("give at least one id, or --kind/--class/--since")
+	}
+	if c.Class != "" && !slices.Contains(deadletter.Classes(), c.Class) {
+		return fmt.Errorf("--class %q is not a dead-letter class; classes: %s", c.Class, strings.Join(deadletter.Classes(), ", "))
+	}
+	if c.Since != "" {
+		if _, err := parseSince(c.Since, time.Now()); err != nil {
+			return err
+		}
+	}
+	return positiveIDs(c.IDs...)
+}
+
+func (c *dlqRetryCmd) Run(e *env) error {
+	pool, err := openBasePool(e)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 	who := actor()
+	if len(c.IDs) > 0 {
+		jobIDs, err := deadletter.Retry(e.ctx, pool, c.IDs, who)
+		if err != nil {
+			return err
+		}
+		for i, id := range c.IDs {
+			fmt.Fprintf(e.stdout, "dead letter %d requeued as job %d\n", id, jobIDs[i])
+		}
+		return nil
+	}
+	if err := checkKind(e, pool, c.Kind); err != nil {
+		return err
+	}
+	var from time.Time
+	if c.Since != "" {
+		if from, err = parseSince(c.Since, time.Now()); err != nil {
+			return err
+		}
+	}
+	n, err := deadletter.RetryWhere(e.ctx, pool, deadletter.Filter{Kind: c.Kind, Class: c.Class, Since: from}, who)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "requeued %d dead letter(s)\n", n)
+	return nil
+}
 
-	switch sub {
-	case "list":
-		rows, err := deadletter.List(ctx, pool, deadletter.Filter{State: *state, Kind: *kind, Limit: int32(*limit)}, who)
-		if err != nil {
-			return err
+type dlqPurgeCmd struct {
+	IDs []int64 `arg:"" name:"id" help:"Dead letter ids."`
+	Yes bool    `help:"Confirm the purge."`
+}
+
+func (c *dlqPurgeCmd) Validate() error {
+	if !c.Yes {
+		return fmt.Errorf("--yes is required to purge")
+	}
+	return positiveIDs(c.IDs...)
+}
+
+func (c *dlqPurgeCmd) Run(e *env) error {
+	pool, err := openBasePool(e)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	n, err := deadletter.Purge(e.ctx, pool, c.IDs, actor())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "purged %d dead letter(s)\n", n)
+	return nil
+}
+
+func positiveIDs(ids ...int64) error {
+	for _, id := range ids {
+		if id <= 0 {
+			return fmt.Errorf("%d is not a dead letter id (ids are positive)", id)
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATE\tKIND\tCLASS\tJOB\tATTEMPTS\tSUBJECT\tCREATED")
-		for _, r := range rows {
-			subject := ""
-			if r.Subject != nil {
-				subject = *r.Subject
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.ID, r.State, r.Kind, r.Class, r.JobID, r.Attempts, subject,
-				r.CreatedAt.UTC().Format("2006-01-02 15:04:05"))
-		}
-		return tw.Flush()
-	case "show":
-		dl, err := deadletter.Show(ctx, pool, ids[0], who)
-		if err != nil {
-			return err
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{
-			"id": dl.ID, "job_id": dl.JobID, "kind": dl.Kind, "queue": dl.Queue, "class": dl.Class,
-			"job_state": dl.JobState, "subject": dl.Subject, "state": dl.State, "attempts": dl.Attempts,
-			"max_attempts": dl.MaxAttempts, "args": dl.Args, "errors": dl.Errors,
-			"requeued_job_id": dl.RequeuedJobID, "created_at": dl.CreatedAt, "updated_at": dl.UpdatedAt,
-		})
-	case "retry":
-		if len(ids) == 0 {
-			var from time.Time
-			if *since != "" {
-				t, err := parseSince(*since, time.Now())
-				if err != nil {
-					return err
-				}
-				from = t
-			}
-			n, err := deadletter.RetryWhere(ctx, pool, deadletter.Filter{Kind: *kind, Class: *class, Since: from}, who)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "requeued %d dead letter(s)\n", n)
-			return nil
-		}
-		jobIDs, err := deadletter.Retry(ctx, pool, ids, who)
-		if err != nil {
-			return err
-		}
-		for i, id := range ids {
-			fmt.Fprintf(stdout, "dead letter %d requeued as job %d\n", id, jobIDs[i])
-		}
-	case "purge":
-		n, err := deadletter.Purge(ctx, pool, ids, who)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "purged %d dead letter(s)\n", n)
+	}
+	return nil
+}
+
+// checkKind refuses a job kind that switchboard.job_kinds does not list,
+// naming the ones it does.
+func checkKind(e *env, pool *pgxpool.Pool, kind string) error {
+	if kind == "" {
+		return nil
+	}
+	rows, err := db.New().JobKindList(e.ctx, pool)
+	if err != nil {
+		return fmt.Errorf("error reading job kinds: %w", err)
+	}
+	var kinds []string
+	for _, k := range rows {
+		kinds = append(kinds, k.Kind)
+	}
+	slices.Sort(kinds)
+	if !slices.Contains(kinds, kind) {
+		return usageError{msg: fmt.Sprintf("--kind %q is not a job kind; kinds: %s", kind, strings.Join(kinds, ", "))}
 	}
 	return nil
 }
@@ -160,5 +216,5 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, usageError{fmt.Sprintf("--since %q is neither an RFC 3339 time nor a duration like 90m", s)}
+	return time.Time{}, usageError{msg: fmt.Sprintf("--since %q is neither an RFC 3339 time nor a duration like 90m", s)}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 func TestEHRCommands(t *testing.T) {
-	for _, args := range [][]string{{"ehr", "--help"}, {"ehr", "add", "--help"}, {"ehr", "help"}} {
+	for _, args := range [][]string{{"ehr", "--help"}, {"ehr", "add", "--help"}, {"ehr", "add", "x", "--help"}} {
 		out, err := runCLI(t, args...)
 		require.ErrorIs(t, err, errHelp, args)
 		require.Contains(t, out, "Usage: switchboard ehr", args)

@@ -9,26 +9,32 @@ import (
 	"time"
 )
 
-// runHealthcheck probes a URL for container health checks: the runtime
+// healthcheckCmd probes a URL for container health checks: the runtime
 // image has no shell and no curl, so the binary checks itself.
-func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("healthcheck", "healthcheck [--timeout 3s] URL\n\nGETs URL (e.g. http://127.0.0.1:8080/healthz) and exits 0 on a 2xx answer, 1 otherwise.", stdout)
-	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError{"healthcheck needs exactly one URL"}
-	}
-	u, err := url.Parse(fs.Arg(0))
+type healthcheckCmd struct {
+	URL     string        `arg:"" help:"URL to GET, e.g. http://127.0.0.1:8080/healthz."`
+	Timeout time.Duration `default:"3s" help:"How long to wait for the answer."`
+}
+
+func (healthcheckCmd) Help() string {
+	return "GETs URL and exits 0 on a 2xx answer, 1 otherwise."
+}
+
+func (c *healthcheckCmd) Validate() error {
+	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usageError{"healthcheck URL must be an http(s) URL"}
+		return fmt.Errorf("healthcheck URL must be an http(s) URL")
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	return nil
+}
+
+func (c *healthcheckCmd) Run(e *env) error {
+	u, _ := url.Parse(c.URL)
+	ctx, cancel := context.WithTimeout(e.ctx, c.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return usageError{err.Error()}
+		return usageError{msg: err.Error()}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,92 +1,124 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
+	"log/slog"
 	"text/tabwriter"
 
 	"github.com/switchboard-health/switchboard/internal/database"
 )
 
-func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("migrate", "migrate up|down|status|reset [--yes]\n\n  up      apply every pending migration\n  down    roll back the newest migration\n  status  list migrations and whether they are applied\n  reset   roll back every migration and apply them again (destroys data; needs --yes)", stdout)
-	yes := fs.Bool("yes", false, "confirm a destructive reset")
-	if len(args) == 0 {
-		fs.Usage()
-		return usageError{"migrate needs up, down, status or reset"}
-	}
-	sub := args[0]
-	if sub == "-h" || sub == "--help" || sub == "help" {
-		fs.Usage()
-		return errHelp
-	}
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
+// migrateCmd is `switchboard migrate`.
+type migrateCmd struct {
+	Up     migrateUpCmd     `cmd:"" help:"Apply every pending migration."`
+	Down   migrateDownCmd   `cmd:"" help:"Roll back the newest migration."`
+	Status migrateStatusCmd `cmd:"" help:"List migrations and whether they are applied."`
+	Reset  migrateResetCmd  `cmd:"" help:"Roll back every migration and apply them again (destroys data; needs --yes)."`
+}
+
+func (migrateCmd) Help() string {
+	return `Migrations are goose's (table switchboard_goose_db_version), embedded in the
+binary; goose's own CLI on the migrations/ directory agrees.`
+}
+
+// migrateEnv reads DATABASE_URL and the log settings.
+func migrateEnv(e *env) (string, *slog.Logger, error) {
 	var b base
-	if err := load(ctx, &b); err != nil {
-		return err
+	if err := load(e.ctx, &b); err != nil {
+		return "", nil, err
 	}
 	if b.DatabaseURL == "" {
-		return usageError{"DATABASE_URL is not set"}
+		return "", nil, usageError{msg: "DATABASE_URL is not set"}
 	}
-	logger, err := newLogger(b.Log, stderr)
+	logger, err := newLogger(b.Log, e.stderr)
+	return b.DatabaseURL, logger, err
+}
+
+type migrateUpCmd struct{}
+
+func (migrateUpCmd) Run(e *env) error {
+	url, logger, err := migrateEnv(e)
 	if err != nil {
 		return err
 	}
-	switch sub {
-	case "up":
-		v, err := database.Migrate(ctx, b.DatabaseURL, database.Up, logger)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "applied %d migration(s)\n", len(v))
-	case "down":
-		v, err := database.Migrate(ctx, b.DatabaseURL, database.Down, logger)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "rolled back %v\n", v)
-	case "reset":
-		if !*yes {
-			return usageError{"migrate reset destroys every Switchboard table; add --yes to confirm"}
-		}
-		st, err := database.Status(ctx, b.DatabaseURL)
-		if err != nil {
-			return err
-		}
-		for _, s := range st {
-			if !s.Applied {
-				continue
-			}
-			if _, err := database.Migrate(ctx, b.DatabaseURL, database.Down, logger); err != nil {
-				return err
-			}
-		}
-		v, err := database.Migrate(ctx, b.DatabaseURL, database.Up, logger)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "reset: applied %d migration(s)\n", len(v))
-	case "status":
-		st, err := database.Status(ctx, b.DatabaseURL)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "VERSION\tAPPLIED\tFILE")
-		for _, s := range st {
-			at := "pending"
-			if s.Applied {
-				at = s.AppliedAt.UTC().Format("2006-01-02 15:04:05")
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\n", s.Version, at, s.Name)
-		}
-		return tw.Flush()
-	default:
-		fs.Usage()
-		return usageError{fmt.Sprintf("unknown migrate command %q", sub)}
+	v, err := database.Migrate(e.ctx, url, database.Up, logger)
+	if err != nil {
+		return err
 	}
+	fmt.Fprintf(e.stdout, "applied %d migration(s)\n", len(v))
+	return nil
+}
+
+type migrateDownCmd struct{}
+
+func (migrateDownCmd) Run(e *env) error {
+	url, logger, err := migrateEnv(e)
+	if err != nil {
+		return err
+	}
+	v, err := database.Migrate(e.ctx, url, database.Down, logger)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "rolled back %v\n", v)
+	return nil
+}
+
+type migrateStatusCmd struct{}
+
+func (migrateStatusCmd) Run(e *env) error {
+	url, _, err := migrateEnv(e)
+	if err != nil {
+		return err
+	}
+	st, err := database.Status(e.ctx, url)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tAPPLIED\tFILE")
+	for _, s := range st {
+		at := "pending"
+		if s.Applied {
+			at = s.AppliedAt.UTC().Format("2006-01-02 15:04:05")
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\n", s.Version, at, s.Name)
+	}
+	return tw.Flush()
+}
+
+type migrateResetCmd struct {
+	Yes bool `help:"Confirm: every Switchboard table is dropped and created again."`
+}
+
+func (c *migrateResetCmd) Validate() error {
+	if !c.Yes {
+		return fmt.Errorf("migrate reset destroys every Switchboard table; add --yes to confirm")
+	}
+	return nil
+}
+
+func (c *migrateResetCmd) Run(e *env) error {
+	url, logger, err := migrateEnv(e)
+	if err != nil {
+		return err
+	}
+	st, err := database.Status(e.ctx, url)
+	if err != nil {
+		return err
+	}
+	for _, s := range st {
+		if !s.Applied {
+			continue
+		}
+		if _, err := database.Migrate(e.ctx, url, database.Down, logger); err != nil {
+			return err
+		}
+	}
+	v, err := database.Migrate(e.ctx, url, database.Up, logger)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "reset: applied %d migration(s)\n", len(v))
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -51,11 +50,17 @@ type workerConfig struct {
 	TokenKeys string `env:"TOKEN_ENCRYPTION_KEYS"`
 }
 
-func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("worker", "worker\n\nWorks the queues in WORKER_QUEUES and serves /healthz and /readyz on WORKER_ADDR, /metrics on WORKER_METRICS_ADDR (loopback by default).\nSIGTERM stops fetching and gives running jobs WORKER_SHUTDOWN_TIMEOUT to finish.", stdout)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
+// workerCmd is `switchboard worker`.
+type workerCmd struct{}
+
+func (workerCmd) Help() string {
+	return `Works the queues in WORKER_QUEUES and serves /healthz and /readyz on
+WORKER_ADDR, /metrics on WORKER_METRICS_ADDR (loopback by default). SIGTERM
+stops fetching and gives running jobs WORKER_SHUTDOWN_TIMEOUT to finish.`
+}
+
+func (workerCmd) Run(e *env) error {
+	ctx, stderr := e.ctx, e.stderr
 	var cfg workerConfig
 	if err := load(ctx, &cfg); err != nil {
 		return err
@@ -104,7 +109,7 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 	var keyring *secrets.Keyring
 	if cfg.TokenKeys != "" {
 		if keyring, err = secrets.Parse(cfg.TokenKeys); err != nil {
-			return nil, usageError{err.Error()}
+			return nil, usageError{msg: err.Error()}
 		}
 	}
 	transport := worker.NewTransport(cfg.Worker)
@@ -205,7 +210,7 @@ func smsProviders(ctx context.Context, cfg workerConfig, transport http.RoundTri
 			continue
 		}
 		if seen[name] {
-			return nil, usageError{"SMS_PROVIDERS names " + name + " twice"}
+			return nil, usageError{msg: "SMS_PROVIDERS names " + name + " twice"}
 		}
 		seen[name] = true
 		var (
@@ -236,17 +241,17 @@ func smsProviders(ctx context.Context, cfg workerConfig, transport http.RoundTri
 			p = sms.Provider{Sender: tx, Probe: tx.Probe}
 			sender = cmp.Or(cfg.Telnyx.FromNumber, cfg.Telnyx.MessagingProfileID)
 		default:
-			return nil, usageError{fmt.Sprintf("SMS_PROVIDERS: %q is not twilio or telnyx", name)}
+			return nil, usageError{msg: fmt.Sprintf("SMS_PROVIDERS: %q is not twilio or telnyx", name)}
 		}
 		settings, err := resilience.LoadSettings(ctx, name)
 		if err != nil {
-			return nil, usageError{err.Error()}
+			return nil, usageError{msg: err.Error()}
 		}
 		p.Destination = registry.Register(name, settings, sms.Outcome)
 		if settings.RateLimit != "" {
 			lim, err := ratelimit.ParseLimit(settings.RateLimit)
 			if err != nil {
-				return nil, usageError{resilience.EnvPrefix(name) + "RATE_LIMIT: " + err.Error()}
+				return nil, usageError{msg: resilience.EnvPrefix(name) + "RATE_LIMIT: " + err.Error()}
 			}
 			// One limit per sender: a long code sends about one segment a second.
 			p.Slots = limiter.Slots(name+":"+sender, lim)
@@ -254,7 +259,7 @@ func smsProviders(ctx context.Context, cfg workerConfig, transport http.RoundTri
 		out = append(out, p)
 	}
 	if len(out) == 0 {
-		return nil, usageError{"SMS_PROVIDERS names no provider"}
+		return nil, usageError{msg: "SMS_PROVIDERS names no provider"}
 	}
 	return out, nil
 }

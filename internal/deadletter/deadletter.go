@@ -26,6 +26,15 @@ import (
 // ErrNotFound is returned by Show for an id that names no dead letter.
 var ErrNotFound = errors.New("dead letter not found")
 
+// States are a dead letter's states (the CHECK on switchboard.dead_letters.state).
+func States() []string { return []string{"open", "requeued", "purged"} }
+
+// Classes are the dead-letter classes (switchboard.dlq_retry_where checks
+// the same list).
+func Classes() []string {
+	return []string{"permanent", "retries_exhausted", "unavailable", "unknown_kind", "undecodable_args"}
+}
+
 // Filter narrows List. Empty fields match everything.
 type Filter struct {
 	State string // open, requeued, purged
