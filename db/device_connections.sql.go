@@ -251,6 +251,49 @@ func (q *Queries) ConnectionGetByPatientProvider(ctx context.Context, db DBTX, a
 	return i, err
 }
 
+const connectionGetByPatientProviderForUpdate = `-- name: ConnectionGetByPatientProviderForUpdate :one
+SELECT id, patient_id, provider, external_user_id, legacy_user_id, status, status_reason, scopes, access_token_sealed, refresh_token_sealed, token_key_id, token_expires_at, cursors, time_zone, last_sync_at, last_data_at, stale_since, consecutive_failures, last_error_class, last_error_at, retry_after, reauth_count, connected_at, revoked_at, created_at, updated_at FROM switchboard.device_connections WHERE patient_id = $1 AND provider = $2 FOR UPDATE
+`
+
+type ConnectionGetByPatientProviderForUpdateParams struct {
+	PatientID int64
+	Provider  string
+}
+
+func (q *Queries) ConnectionGetByPatientProviderForUpdate(ctx context.Context, db DBTX, arg ConnectionGetByPatientProviderForUpdateParams) (SwitchboardDeviceConnection, error) {
+	row := db.QueryRow(ctx, connectionGetByPatientProviderForUpdate, arg.PatientID, arg.Provider)
+	var i SwitchboardDeviceConnection
+	err := row.Scan(
+		&i.ID,
+		&i.PatientID,
+		&i.Provider,
+		&i.ExternalUserID,
+		&i.LegacyUserID,
+		&i.Status,
+		&i.StatusReason,
+		&i.Scopes,
+		&i.AccessTokenSealed,
+		&i.RefreshTokenSealed,
+		&i.TokenKeyID,
+		&i.TokenExpiresAt,
+		&i.Cursors,
+		&i.TimeZone,
+		&i.LastSyncAt,
+		&i.LastDataAt,
+		&i.StaleSince,
+		&i.ConsecutiveFailures,
+		&i.LastErrorClass,
+		&i.LastErrorAt,
+		&i.RetryAfter,
+		&i.ReauthCount,
+		&i.ConnectedAt,
+		&i.RevokedAt,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
 const connectionGetForUpdate = `-- name: ConnectionGetForUpdate :one
 SELECT id, patient_id, provider, external_user_id, legacy_user_id, status, status_reason, scopes, access_token_sealed, refresh_token_sealed, token_key_id, token_expires_at, cursors, time_zone, last_sync_at, last_data_at, stale_since, consecutive_failures, last_error_class, last_error_at, retry_after, reauth_count, connected_at, revoked_at, created_at, updated_at FROM switchboard.device_connections WHERE id = $1 FOR UPDATE
 `

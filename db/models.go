@@ -378,6 +378,7 @@ type SwitchboardConnectLink struct {
 	ExpiresAt  time.Time
 	Uses       int32
 	LastUsedAt *time.Time
+	UsedAt     *time.Time
 }
 
 type SwitchboardDeployment struct {

@@ -28,10 +28,28 @@ func (q *Queries) ConnectLinkIssue(ctx context.Context, db DBTX, arg ConnectLink
 	return column_1, err
 }
 
+const connectLinkPeek = `-- name: ConnectLinkPeek :one
+SELECT used_at IS NOT NULL AS used, expires_at <= now() AS expired
+FROM switchboard.connect_links WHERE token_hash = $1
+`
+
+type ConnectLinkPeekRow struct {
+	Used    interface{}
+	Expired bool
+}
+
+// ConnectLinkPeek reads a link without spending it (the GET page).
+func (q *Queries) ConnectLinkPeek(ctx context.Context, db DBTX, tokenHash []byte) (ConnectLinkPeekRow, error) {
+	row := db.QueryRow(ctx, connectLinkPeek, tokenHash)
+	var i ConnectLinkPeekRow
+	err := row.Scan(&i.Used, &i.Expired)
+	return i, err
+}
+
 const connectLinkUse = `-- name: ConnectLinkUse :one
 UPDATE switchboard.connect_links
-SET uses = uses + 1, last_used_at = now()
-WHERE token_hash = $1 AND expires_at > now()
+SET uses = uses + 1, last_used_at = now(), used_at = now()
+WHERE token_hash = $1 AND expires_at > now() AND used_at IS NULL
 RETURNING patient_id, provider
 `
 
@@ -40,12 +58,30 @@ type ConnectLinkUseRow struct {
 	Provider  string
 }
 
-// ConnectLinkUse resolves a connect link that has not expired and counts its use.
+// ConnectLinkUse spends a connect link: it returns the row only for the one
+// caller that finds it unexpired and unused (single use, atomically).
 func (q *Queries) ConnectLinkUse(ctx context.Context, db DBTX, tokenHash []byte) (ConnectLinkUseRow, error) {
 	row := db.QueryRow(ctx, connectLinkUse, tokenHash)
 	var i ConnectLinkUseRow
 	err := row.Scan(&i.PatientID, &i.Provider)
 	return i, err
+}
+
+const connectLinksExpireForPatient = `-- name: ConnectLinksExpireForPatient :exec
+UPDATE switchboard.connect_links SET expires_at = now()
+WHERE patient_id = $1 AND provider = $2 AND used_at IS NULL AND expires_at > now()
+`
+
+type ConnectLinksExpireForPatientParams struct {
+	PatientID int64
+	Provider  string
+}
+
+// ConnectLinksExpireForPatient ends a patient's outstanding links of a
+// provider once a consent completed.
+func (q *Queries) ConnectLinksExpireForPatient(ctx context.Context, db DBTX, arg ConnectLinksExpireForPatientParams) error {
+	_, err := db.Exec(ctx, connectLinksExpireForPatient, arg.PatientID, arg.Provider)
+	return err
 }
 
 const oAuthCleanup = `-- name: OAuthCleanup :exec

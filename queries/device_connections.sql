@@ -9,6 +9,9 @@ SELECT * FROM switchboard.device_connections WHERE id = @id FOR UPDATE;
 -- name: ConnectionGetByPatientProvider :one
 SELECT * FROM switchboard.device_connections WHERE patient_id = @patient_id AND provider = @provider;
 
+-- name: ConnectionGetByPatientProviderForUpdate :one
+SELECT * FROM switchboard.device_connections WHERE patient_id = @patient_id AND provider = @provider FOR UPDATE;
+
 -- name: ConnectionGetByExternalUser :one
 SELECT * FROM switchboard.device_connections
 WHERE provider = @provider AND external_user_id = @external_user_id AND status <> 'revoked';

@@ -1,9 +1,21 @@
 -- name: ConnectLinkUse :one
--- ConnectLinkUse resolves a connect link that has not expired and counts its use.
+-- ConnectLinkUse spends a connect link: it returns the row only for the one
+-- caller that finds it unexpired and unused (single use, atomically).
 UPDATE switchboard.connect_links
-SET uses = uses + 1, last_used_at = now()
-WHERE token_hash = @token_hash AND expires_at > now()
+SET uses = uses + 1, last_used_at = now(), used_at = now()
+WHERE token_hash = @token_hash AND expires_at > now() AND used_at IS NULL
 RETURNING patient_id, provider;
+
+-- name: ConnectLinkPeek :one
+-- ConnectLinkPeek reads a link without spending it (the GET page).
+SELECT used_at IS NOT NULL AS used, expires_at <= now() AS expired
+FROM switchboard.connect_links WHERE token_hash = @token_hash;
+
+-- name: ConnectLinksExpireForPatient :exec
+-- ConnectLinksExpireForPatient ends a patient's outstanding links of a
+-- provider once a consent completed.
+UPDATE switchboard.connect_links SET expires_at = now()
+WHERE patient_id = @patient_id AND provider = @provider AND used_at IS NULL AND expires_at > now();
 
 -- name: ConnectLinkIssue :one
 SELECT switchboard.wearables_connect_link(@patient_external_ref::text, 'google_health', @ttl::interval)::text;

@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/switchboard-health/switchboard/internal/wearables"
 )
@@ -29,30 +30,83 @@ func page(w http.ResponseWriter, status int, title, text string) {
 	_ = resultPage.Execute(w, struct{ Title, Text string }{title, text})
 }
 
-// handleGoogleHealthStart turns a connect link into a redirect to Google's
-// consent screen. A bare patient id is never enough: only a link issued by
-// switchboard.wearables_connect_link (or `switchboard wearables link`).
+// startPage is the page a connect link opens: GET shows it and spends
+// nothing (messaging apps fetch links for previews); its button POSTs the
+// link, which spends it. It names no patient and no account.
+var startPage = template.Must(template.New("s").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>Connect your Fitbit</title></head>
+<body style="font-family:sans-serif;max-width:32em;margin:3em auto"><h1>Connect your Fitbit</h1>
+<p>Share your Fitbit data with your care team through your Google account.</p>
+<form method="post" action="{{.Action}}"><input type="hidden" name="link" value="{{.Link}}">
+<button type="submit" style="font-size:1.2em;padding:.5em 1em">Continue to Google</button></form></body></html>`))
+
+func (s *Server) linkRefused(w http.ResponseWriter, err error) bool {
+	switch {
+	case errors.Is(err, wearables.ErrLinkUsed):
+		page(w, http.StatusGone, "Link already used", "This link was already used. Ask for a new one in the app.")
+	case errors.Is(err, wearables.ErrLinkInvalid):
+		page(w, http.StatusForbidden, "Link expired", "This link is no longer valid. Ask for a new one in the app.")
+	case errors.Is(err, wearables.ErrNotConfigured):
+		http.Error(w, "google health not configured", http.StatusServiceUnavailable)
+	default:
+		return false
+	}
+	return true
+}
+
+// handleGoogleHealthStartPage shows the connect page for a link without
+// spending it: 200 with a button, 410 for a used link, 403 for an unknown
+// or expired one.
+func (s *Server) handleGoogleHealthStartPage(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Wearables == nil {
+		http.Error(w, "wearables not configured", http.StatusServiceUnavailable)
+		return
+	}
+	link := r.URL.Query().Get("link")
+	err := s.cfg.Wearables.CheckLink(r.Context(), link)
+	if s.linkRefused(w, err) {
+		return
+	}
+	if err != nil {
+		s.logger.ErrorContext(r.Context(), "error checking connect link", slog.Any("error", err))
+		page(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a few minutes.")
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	_ = startPage.Execute(w, struct{ Action, Link string }{routeGoogleHealthStart, link})
+}
+
+// handleGoogleHealthStart spends a connect link (single use: a second POST
+// gets 410) and redirects to Google's consent screen, setting the browser
+// cookie (HttpOnly, SameSite=Lax so Google's redirect back carries it,
+// Secure and __Host- on https) that the callback requires. A bare patient
+// id is never enough: only a link issued by switchboard.wearables_connect_link.
 func (s *Server) handleGoogleHealthStart(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Wearables == nil {
 		http.Error(w, "wearables not configured", http.StatusServiceUnavailable)
 		return
 	}
-	u, err := s.cfg.Wearables.StartURL(r.Context(), r.URL.Query().Get("link"))
-	switch {
-	case errors.Is(err, wearables.ErrLinkInvalid):
-		page(w, http.StatusForbidden, "Link expired", "This link is no longer valid. Ask for a new one in the app.")
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	u, cookie, err := s.cfg.Wearables.StartURL(r.Context(), r.PostFormValue("link"))
+	if s.linkRefused(w, err) {
 		return
-	case errors.Is(err, wearables.ErrNotConfigured):
-		http.Error(w, "google health not configured", http.StatusServiceUnavailable)
-		return
-	case err != nil:
+	}
+	if err != nil {
 		s.logger.ErrorContext(r.Context(), "error starting google health consent", slog.Any("error", err))
 		page(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a few minutes.")
 		return
 	}
+	name := s.cfg.Wearables.BrowserCookieName()
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: cookie, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: strings.HasPrefix(name, "__Host-"), MaxAge: 3600,
+	})
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	http.Redirect(w, r, u, http.StatusFound)
+	http.Redirect(w, r, u, http.StatusSeeOther)
 }
 
 // handleGoogleHealthCallback completes the consent.
@@ -62,7 +116,17 @@ func (s *Server) handleGoogleHealthCallback(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	q := r.URL.Query()
-	id, err := s.cfg.Wearables.Callback(r.Context(), s.client, q.Get("state"), q.Get("code"), q.Get("error"))
+	var browser string
+	if c, err := r.Cookie(s.cfg.Wearables.BrowserCookieName()); err == nil {
+		browser = c.Value
+	}
+	id, err := s.cfg.Wearables.Callback(r.Context(), s.client, q.Get("state"), q.Get("code"), q.Get("error"), browser)
+	if !errors.Is(err, wearables.ErrBrowser) {
+		// The cookie served its one purpose.
+		name := s.cfg.Wearables.BrowserCookieName()
+		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
+			Secure: strings.HasPrefix(name, "__Host-"), MaxAge: -1})
+	}
 	log := s.logger.With(slog.String("vendor", "google_health"))
 	switch {
 	case err == nil:
@@ -72,6 +136,12 @@ func (s *Server) handleGoogleHealthCallback(w http.ResponseWriter, r *http.Reque
 		errors.Is(err, wearables.ErrStateExpired), errors.Is(err, wearables.ErrStateReused), errors.Is(err, wearables.ErrCodeMissing):
 		log.WarnContext(r.Context(), "google health callback refused", slog.String("error", err.Error()))
 		page(w, http.StatusBadRequest, "Link expired", "This connection attempt is no longer valid. Start again from the app.")
+	case errors.Is(err, wearables.ErrBrowser):
+		log.WarnContext(r.Context(), "google health callback from another browser refused")
+		page(w, http.StatusForbidden, "Start again on this device", "This connection was started in another browser. Open the link from the app on this device.")
+	case errors.Is(err, wearables.ErrAccountSwap):
+		log.WarnContext(r.Context(), "google health consent with a different account refused")
+		page(w, http.StatusConflict, "Not connected", "A different Google account is already connected for you, so nothing was changed. Contact your care team if you want to switch accounts.")
 	case errors.Is(err, wearables.ErrConsentDenied):
 		page(w, http.StatusOK, "Not connected", "You did not allow access. You can connect later from the app.")
 	case errors.Is(err, wearables.ErrAccountInUse):

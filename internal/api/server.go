@@ -124,7 +124,8 @@ func (s *Server) routes() http.Handler {
 
 	mux.Handle("POST "+routeTwilioStatus, s.webhookHandler(s.twilioStatusRoute()))
 
-	mux.HandleFunc("GET "+routeGoogleHealthStart, s.handleGoogleHealthStart)
+	mux.HandleFunc("GET "+routeGoogleHealthStart, s.handleGoogleHealthStartPage)
+	mux.HandleFunc("POST "+routeGoogleHealthStart, s.handleGoogleHealthStart)
 	mux.HandleFunc("GET "+routeGoogleHealthCallback, s.handleGoogleHealthCallback)
 	mux.Handle("POST "+routeGoogleHealthHook, s.handleGoogleHealthWebhook())
 	mux.HandleFunc("POST "+routeAppleHealthSamples, s.handleAppleHealthSamples)

@@ -24,8 +24,10 @@ const (
 // Wearables is what the wearable routes call; *wearables.API implements it.
 // Config.Wearables nil: these routes answer 503.
 type Wearables interface {
-	StartURL(ctx context.Context, link string) (string, error)
-	Callback(ctx context.Context, ins wearables.Inserter, state, code, oauthError string) (int64, error)
+	CheckLink(ctx context.Context, link string) error
+	StartURL(ctx context.Context, link string) (authURL, browserCookie string, err error)
+	BrowserCookieName() string
+	Callback(ctx context.Context, ins wearables.Inserter, state, code, oauthError, browserCookie string) (int64, error)
 	Verifier() *googlehealth.Verifier
 	StoreNotification(ctx context.Context, ins wearables.Inserter, body []byte) (bool, error)
 	AuthenticateUpload(ctx context.Context, token string) (wearables.Uploader, error)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -259,4 +260,53 @@ func TestAppleHealthBodyMassKeepsSourcePrecision(t *testing.T) {
 	require.Equal(t, "97", value)
 	require.Equal(t, "0.97", srcValue)
 	require.Equal(t, "%", srcUnit)
+}
+
+// TestConnectLinkRoutes: GET shows the page and spends nothing (link
+// previews), POST spends the link and sets the browser cookie, a second
+// POST is 410, a callback without the cookie is 403.
+func TestConnectLinkRoutes(t *testing.T) {
+	t.Parallel()
+	b := wsetup(t)
+	var link string
+	require.NoError(t, pgx.BeginFunc(t.Context(), b.pool, func(tx pgx.Tx) error {
+		var err error
+		link, err = jobs.WearablesConnectLink(t.Context(), tx, "p-1", 0)
+		return err
+	}))
+	const start = "/oauth/google-health/start"
+	for range 2 {
+		rec := b.do(http.MethodGet, start+"?link="+link, nil, nil)
+		require.Equal(t, http.StatusOK, rec.Code)
+		require.Contains(t, rec.Body.String(), `method="post"`)
+		require.Empty(t, rec.Result().Cookies())
+	}
+	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	rec := b.do(http.MethodPost, start, []byte("link="+link), form)
+	require.Equal(t, http.StatusSeeOther, rec.Code, rec.Body.String())
+	cookies := rec.Result().Cookies()
+	require.Len(t, cookies, 1)
+	c := cookies[0]
+	require.True(t, c.HttpOnly)
+	require.Equal(t, http.SameSiteLaxMode, c.SameSite)
+	require.Equal(t, "/", c.Path)
+	require.Empty(t, c.Domain)
+	if strings.HasPrefix(testBaseURL, "https://") {
+		require.True(t, c.Secure)
+		require.True(t, strings.HasPrefix(c.Name, "__Host-"))
+	}
+	loc, err := url.Parse(rec.Header().Get("Location"))
+	require.NoError(t, err)
+	state := loc.Query().Get("state")
+	require.NotEmpty(t, state)
+
+	require.Equal(t, http.StatusGone, b.do(http.MethodPost, start, []byte("link="+link), form).Code, "reuse")
+	require.Equal(t, http.StatusGone, b.do(http.MethodGet, start+"?link="+link, nil, nil).Code)
+	require.Equal(t, http.StatusForbidden, b.do(http.MethodPost, start, []byte("link=nope"), form).Code)
+
+	// The callback from a browser without the cookie (another device, a
+	// forwarded URL) is refused before anything is spent.
+	rec = b.do(http.MethodGet, "/oauth/google-health/callback?state="+url.QueryEscape(state)+"&code=x", nil, nil)
+	require.Equal(t, http.StatusForbidden, rec.Code)
+	require.Zero(t, b.count(t, "SELECT count(*) FROM switchboard.oauth_states WHERE used_at IS NOT NULL"))
 }

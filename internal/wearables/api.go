@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -23,6 +27,9 @@ import (
 // Errors of the connect flow, for the api to answer. None holds PHI.
 var (
 	ErrLinkInvalid   = errors.New("connect link is unknown or expired")
+	ErrLinkUsed      = errors.New("connect link was already used")
+	ErrBrowser       = errors.New("oauth callback is not from the browser that started the consent")
+	ErrAccountSwap   = errors.New("a different Google account is already connected for this patient")
 	ErrStateMissing  = errors.New("oauth state is missing")
 	ErrStateUnknown  = errors.New("oauth state does not match a started consent")
 	ErrStateExpired  = errors.New("oauth state has expired")
@@ -59,25 +66,62 @@ func hash(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
 
 func (a *API) redirectURI() string { return a.s.cfg.PublicBaseURL + "/oauth/google-health/callback" }
 
-// StartURL resolves a connect link and returns the Google consent URL,
-// with a fresh single-use state and PKCE verifier stored (the verifier
-// sealed). It returns ErrLinkInvalid for an unknown or expired link.
-func (a *API) StartURL(ctx context.Context, link string) (string, error) {
+// CheckLink reports, without spending it, whether a connect link can still
+// start a consent (the GET page that link previews also fetch): nil,
+// ErrLinkUsed, or ErrLinkInvalid (unknown or expired).
+func (a *API) CheckLink(ctx context.Context, link string) error {
+	if link == "" || len(link) > 200 {
+		return ErrLinkInvalid
+	}
+	st, err := a.s.q.ConnectLinkPeek(ctx, a.s.pool, hash(link))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return ErrLinkInvalid
+	case err != nil:
+		return err
+	case st.Used:
+		return ErrLinkUsed
+	case st.Expired:
+		return ErrLinkInvalid
+	}
+	return nil
+}
+
+// BrowserCookieName is the cookie that binds a started consent to the
+// browser that started it: __Host- (Secure, Path=/, no Domain) when
+// PUBLIC_BASE_URL is https, a plain name for http development setups.
+func (a *API) BrowserCookieName() string {
+	if strings.HasPrefix(a.s.cfg.PublicBaseURL, "https://") {
+		return "__Host-switchboard_oauth"
+	}
+	return "switchboard_oauth"
+}
+
+// browserAAD binds the sealed cookie to its use.
+var browserAAD = []byte("oauth_browser:v1")
+
+// StartURL spends a connect link (single use) and returns the Google
+// consent URL, with a fresh single-use state and PKCE verifier stored (the
+// verifier sealed), and the value of the browser cookie: the state's hash
+// sealed with the keyring, which the callback requires. It returns
+// ErrLinkUsed for a link already spent, ErrLinkInvalid for an unknown or
+// expired one.
+func (a *API) StartURL(ctx context.Context, link string) (authURL, browserCookie string, err error) {
 	s := a.s
 	if !s.cfg.Google.Configured() {
-		return "", ErrNotConfigured
+		return "", "", ErrNotConfigured
 	}
 	if link == "" || len(link) > 200 {
-		return "", ErrLinkInvalid
+		return "", "", ErrLinkInvalid
 	}
 	var stateRaw [32]byte
 	if _, err := rand.Read(stateRaw[:]); err != nil {
-		return "", err
+		return "", "", err
 	}
 	state := base64.RawURLEncoding.EncodeToString(stateRaw[:])
+	sh := hash(state)
 	verifier := googlehealth.NewCodeVerifier()
-	var authURL string
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		l, err := s.q.ConnectLinkUse(ctx, tx, hash(link))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrLinkInvalid
@@ -85,7 +129,6 @@ func (a *API) StartURL(ctx context.Context, link string) (string, error) {
 		if err != nil {
 			return err
 		}
-		sh := hash(state)
 		sealed, err := s.keys.Seal([]byte(verifier), []byte("oauth_states:"+hex.EncodeToString(sh)+":code_verifier"))
 		if err != nil {
 			return err
@@ -99,20 +142,55 @@ func (a *API) StartURL(ctx context.Context, link string) (string, error) {
 		authURL = s.oauth.AuthCodeURL(state, verifier, a.redirectURI())
 		return nil
 	})
-	return authURL, err
+	if errors.Is(err, ErrLinkInvalid) {
+		if cerr := a.CheckLink(ctx, link); errors.Is(cerr, ErrLinkUsed) {
+			return "", "", ErrLinkUsed
+		}
+		return "", "", ErrLinkInvalid
+	}
+	if err != nil {
+		return "", "", err
+	}
+	browserCookie, err = s.keys.Seal([]byte(hex.EncodeToString(sh)), browserAAD)
+	if err != nil {
+		return "", "", err
+	}
+	return authURL, browserCookie, nil
 }
 
-// Callback completes a consent: the state is used once (even when what
-// follows fails), the code exchanged with the PKCE verifier, the identity
-// read, and the connection activated with its tokens sealed and a backfill
-// enqueued through ins, in one transaction. It returns the connection id,
-// or one of the Err* values (wrapped) and activates nothing.
-func (a *API) Callback(ctx context.Context, ins Inserter, state, code, oauthError string) (int64, error) {
+// sameBrowser reports whether the browser cookie was issued with state.
+func (a *API) sameBrowser(browserCookie string, stateHash []byte) bool {
+	if browserCookie == "" || len(browserCookie) > 512 {
+		return false
+	}
+	got, err := a.s.keys.Open(browserCookie, browserAAD)
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare(got, []byte(hex.EncodeToString(stateHash))) == 1
+}
+
+// Callback completes a consent: the browser cookie must be the one
+// StartURL issued for this state (else ErrBrowser, nothing used or
+// written), the state is used once (even when what follows fails), the
+// code exchanged with the PKCE verifier, the identity read, and the
+// connection activated with its tokens sealed, the patient's other links
+// expired and a backfill enqueued through ins, in one transaction.
+//
+// A different Google account than the one the patient already has
+// connected is refused (ErrAccountSwap): the connection is left as it was,
+// a device.account_mismatch event is written and the patient told by SMS
+// through the outbox. It returns the connection id, or one of the Err*
+// values (wrapped) and activates nothing.
+func (a *API) Callback(ctx context.Context, ins Inserter, state, code, oauthError, browserCookie string) (int64, error) {
 	s := a.s
 	if state == "" {
 		return 0, ErrStateMissing
 	}
 	sh := hash(state)
+	if !a.sameBrowser(browserCookie, sh) {
+		return 0, ErrBrowser
+	}
 	st, err := s.q.OAuthStateConsume(ctx, s.pool, sh)
 	if errors.Is(err, pgx.ErrNoRows) {
 		old, err := s.q.OAuthStateGet(ctx, s.pool, sh)
@@ -152,8 +230,15 @@ func (a *API) Callback(ctx context.Context, ins Inserter, state, code, oauthErro
 	if set, err := s.api.Settings(ctx, tok.AccessToken); err == nil && set.TimeZone != "" {
 		tz = &set.TimeZone
 	}
-	var connID int64
+	var (
+		connID int64
+		swap   bool
+	)
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		swap, err = a.refuseAccountSwap(ctx, tx, st.PatientID, id.HealthUserID, sh)
+		if err != nil || swap {
+			return err
+		}
 		conn, err := s.q.ConnectionActivate(ctx, tx, db.ConnectionActivateParams{
 			PatientID: st.PatientID, Provider: googlehealth.Provider, ExternalUserID: &id.HealthUserID,
 			LegacyUserID: nilIfEmpty(id.LegacyUserID), Scopes: tok.Scopes, TimeZone: tz,
@@ -168,6 +253,11 @@ func (a *API) Callback(ctx context.Context, ins Inserter, state, code, oauthErro
 		if err := s.sealTokens(ctx, tx, conn, tok); err != nil {
 			return err
 		}
+		if err := s.q.ConnectLinksExpireForPatient(ctx, tx, db.ConnectLinksExpireForPatientParams{
+			PatientID: conn.PatientID, Provider: googlehealth.Provider,
+		}); err != nil {
+			return fmt.Errorf("error expiring connect links: %w", err)
+		}
 		data, _ := json.Marshal(map[string]any{"connection_id": conn.ID, "provider": conn.Provider})
 		if err := s.q.WearableEmitEvent(ctx, tx, db.WearableEmitEventParams{
 			Kind: "device.connected", Subject: "patient/" + strconv.FormatInt(conn.PatientID, 10), Data: data,
@@ -180,7 +270,62 @@ func (a *API) Callback(ctx context.Context, ins Inserter, state, code, oauthErro
 		connID = conn.ID
 		return nil
 	})
+	if err == nil && swap {
+		// The grant of the other account is not kept: revoke it at Google
+		// (best effort; it is never stored).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if rerr := s.oauth.Revoke(rctx, tok.AccessToken); rerr != nil {
+			s.logger.WarnContext(ctx, "could not revoke the refused account's grant", slog.String("error", rerr.Error()))
+		}
+		return 0, ErrAccountSwap
+	}
 	return connID, err
+}
+
+// refuseAccountSwap decides, under the connection's row lock, whether a
+// consent would attach a different Google account to a patient who has
+// one (any status but revoked). If so it writes device.account_mismatch and
+// enqueues the patient's SMS (unless no phone or opted out), and reports
+// true: the caller changes nothing else.
+func (a *API) refuseAccountSwap(ctx context.Context, tx pgx.Tx, patientID int64, healthUserID string, stateHash []byte) (bool, error) {
+	s := a.s
+	conn, err := s.q.ConnectionGetByPatientProviderForUpdate(ctx, tx, db.ConnectionGetByPatientProviderForUpdateParams{
+		PatientID: patientID, Provider: googlehealth.Provider,
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("error loading connection: %w", err)
+	}
+	if conn.Status == "revoked" || conn.ExternalUserID == nil || *conn.ExternalUserID == healthUserID {
+		return false, nil
+	}
+	accountSwapsRefused.Inc()
+	data, _ := json.Marshal(map[string]any{"connection_id": conn.ID, "provider": conn.Provider, "outcome": "refused"})
+	if err := s.q.WearableEmitEvent(ctx, tx, db.WearableEmitEventParams{
+		Kind: "device.account_mismatch", Subject: "patient/" + strconv.FormatInt(conn.PatientID, 10), Data: data,
+	}); err != nil {
+		return false, fmt.Errorf("error emitting event: %w", err)
+	}
+	contact, err := s.q.PatientContact(ctx, tx, conn.PatientID)
+	if err != nil {
+		return false, fmt.Errorf("error loading patient contact: %w", err)
+	}
+	if contact.PhoneE164 == nil || contact.OptedOut {
+		s.logger.InfoContext(ctx, "no account mismatch sms: no phone or opted out", slog.Int64("connection_id", conn.ID))
+		return true, nil
+	}
+	if _, err := jobs.SendSMS(ctx, tx, jobs.SendSMSParams{
+		IdempotencyKey: "wearables-account-mismatch-" + hex.EncodeToString(stateHash[:12]),
+		To:             *contact.PhoneE164,
+		Body:           s.cfg.AccountMismatchSMSText,
+		PatientRef:     contact.ExternalRef,
+	}); err != nil {
+		return false, fmt.Errorf("error enqueueing account mismatch sms: %w", err)
+	}
+	return true, nil
 }
 
 // StoreNotification stores a verified notification in the inbox, deduped

@@ -35,6 +35,10 @@ import (
 // connect link.
 const DefaultReauthSMSText = "Your Fitbit data stopped reaching your care team. Reconnect your Google account here: {link}"
 
+// DefaultAccountMismatchSMSText tells a patient that a consent with a
+// different Google account than theirs was refused.
+const DefaultAccountMismatchSMSText = "Someone tried to connect a different Google account to your Fitbit sharing with your care team. It was not connected and nothing changed. If this was not you, contact your care team."
+
 // DefaultDataTypes are the Google data types synced.
 var DefaultDataTypes = []string{
 	googlehealth.TypeSteps, googlehealth.TypeHeartRate, googlehealth.TypeDailyRestingHeartRate,
@@ -63,6 +67,9 @@ type Config struct {
 	// again ({link}: a fresh connect link valid ReauthLinkTTL). Empty: the default.
 	ReauthSMSText string        `env:"WEARABLES_REAUTH_SMS_TEXT"`
 	ReauthLinkTTL time.Duration `env:"WEARABLES_REAUTH_LINK_TTL, default=72h"`
+	// AccountMismatchSMSText is sent when a consent with a different Google
+	// account than the patient's connected one is refused. Empty: the default.
+	AccountMismatchSMSText string `env:"WEARABLES_ACCOUNT_MISMATCH_SMS_TEXT"`
 	// StateTTL is how long an OAuth state (a started consent) lives.
 	StateTTL time.Duration `env:"WEARABLES_OAUTH_STATE_TTL, default=10m"`
 	// UploadMaxBytes limits an Apple Health upload; larger ones get 413.
@@ -108,6 +115,9 @@ func (c Config) withDefaults() Config {
 	if c.ReauthSMSText == "" {
 		c.ReauthSMSText = DefaultReauthSMSText
 	}
+	if c.AccountMismatchSMSText == "" {
+		c.AccountMismatchSMSText = DefaultAccountMismatchSMSText
+	}
 	if c.ReauthLinkTTL <= 0 {
 		c.ReauthLinkTTL = 72 * time.Hour
 	}
@@ -143,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.ReauthSMSText) > 1400 {
 		return fmt.Errorf("WEARABLES_REAUTH_SMS_TEXT must be at most 1400 characters")
+	}
+	if len(c.AccountMismatchSMSText) > 1400 {
+		return fmt.Errorf("WEARABLES_ACCOUNT_MISMATCH_SMS_TEXT must be at most 1400 characters")
 	}
 	return c.Google.Validate()
 }

@@ -109,9 +109,15 @@ func (b *testBundle) link(t *testing.T) string {
 
 // consent runs the browser's part: start → sandbox consent → the redirect
 // to the callback, returning the callback's query.
-func (b *testBundle) consent(t *testing.T) url.Values {
+func (b *testBundle) consent(t *testing.T) (url.Values, string) {
 	t.Helper()
-	authURL, err := b.api.StartURL(t.Context(), b.link(t))
+	return b.consentWith(t, b.link(t))
+}
+
+// consentWith is consent for a given link; it also returns the browser cookie.
+func (b *testBundle) consentWith(t *testing.T, link string) (url.Values, string) {
+	t.Helper()
+	authURL, cookie, err := b.api.StartURL(t.Context(), link)
 	require.NoError(t, err)
 	u, err := url.Parse(authURL)
 	require.NoError(t, err)
@@ -128,13 +134,13 @@ func (b *testBundle) consent(t *testing.T) url.Values {
 	back, err := url.Parse(resp.Header.Get("Location"))
 	require.NoError(t, err)
 	require.Equal(t, "/oauth/google-health/callback", back.Path)
-	return back.Query()
+	return back.Query(), cookie
 }
 
 func (b *testBundle) connect(t *testing.T) int64 {
 	t.Helper()
-	q := b.consent(t)
-	id, err := b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), q.Get("error"))
+	q, ck := b.consent(t)
+	id, err := b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), q.Get("error"), ck)
 	require.NoError(t, err)
 	return id
 }
@@ -210,13 +216,13 @@ func TestOAuth(t *testing.T) {
 		t.Parallel()
 		b := setup(t, nil)
 		for _, link := range []string{"", "1", patientRef, "not-a-link"} {
-			_, err := b.api.StartURL(t.Context(), link)
+			_, _, err := b.api.StartURL(t.Context(), link)
 			require.ErrorIs(t, err, wearables.ErrLinkInvalid, link)
 		}
 		exec(t, b.pool, "UPDATE switchboard.connect_links SET expires_at = now() - interval '1 second'")
 		l := b.link(t)
 		exec(t, b.pool, "UPDATE switchboard.connect_links SET expires_at = now() - interval '1 second'")
-		_, err := b.api.StartURL(t.Context(), l)
+		_, _, err := b.api.StartURL(t.Context(), l)
 		require.ErrorIs(t, err, wearables.ErrLinkInvalid)
 	})
 
@@ -225,13 +231,118 @@ func TestOAuth(t *testing.T) {
 		require.Equal(t, 0, count(t, b.pool, "SELECT count(*) FROM switchboard.river_job WHERE kind = 'wearable_backfill'"))
 	}
 
+	t.Run("LinkStartsAtMostOneConsent", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, nil)
+		l := b.link(t)
+		require.NoError(t, b.api.CheckLink(t.Context(), l), "looking at the link does not spend it")
+		require.NoError(t, b.api.CheckLink(t.Context(), l))
+		q, ck := b.consentWith(t, l)
+		_, _, err := b.api.StartURL(t.Context(), l)
+		require.ErrorIs(t, err, wearables.ErrLinkUsed, "a second use of the link is refused")
+		require.ErrorIs(t, b.api.CheckLink(t.Context(), l), wearables.ErrLinkUsed)
+		require.Equal(t, 1, count(t, b.pool, "SELECT count(*) FROM switchboard.oauth_states"), "one consent started")
+		_, err = b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "", ck)
+		require.NoError(t, err)
+	})
+
+	t.Run("ConcurrentUsesOfOneLinkStartOneConsent", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, nil)
+		l := b.link(t)
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Add(1)
+			go func() { defer wg.Done(); _, _, errs[i] = b.api.StartURL(context.Background(), l) }()
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			if err == nil {
+				ok++
+			} else {
+				require.ErrorIs(t, err, wearables.ErrLinkUsed)
+			}
+		}
+		require.Equal(t, 1, ok)
+		require.Equal(t, 1, count(t, b.pool, "SELECT count(*) FROM switchboard.oauth_states"))
+	})
+
+	t.Run("CallbackFromAnotherBrowserIsRefused", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, nil)
+		q, ck := b.consent(t)
+		_, otherBrowser := b.consent(t) // a consent started elsewhere
+		for name, cookie := range map[string]string{"none": "", "other browser": otherBrowser, "forged": "v1:k1:AAAA", "garbage": "x"} {
+			_, err := b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "", cookie)
+			require.ErrorIs(t, err, wearables.ErrBrowser, name)
+		}
+		require.Equal(t, 0, b.sb.Count("token:authorization_code"), "no exchange for a foreign browser")
+		require.Equal(t, 0, count(t, b.pool, "SELECT count(*) FROM switchboard.device_connections"))
+		require.Equal(t, 0, count(t, b.pool, "SELECT count(*) FROM switchboard.oauth_states WHERE used_at IS NOT NULL"), "the state is not spent")
+		// The browser that started it still completes it.
+		_, err := b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "", ck)
+		require.NoError(t, err)
+	})
+
+	t.Run("AccountSwapIsRefusedAndThePatientIsTold", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, nil)
+		id := b.connect(t)
+		b.sb.AddUser(googlehealthsandbox.User{HealthUserID: "hu-intruder", TimeZone: "UTC"})
+		b.sb.SetConsentUser("hu-intruder")
+		before := b.sb.Count("token:authorization_code")
+		q, ck := b.consent(t)
+		_, err := b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "", ck)
+		require.ErrorIs(t, err, wearables.ErrAccountSwap)
+		require.Equal(t, before+1, b.sb.Count("token:authorization_code"))
+		var ext, status string
+		require.NoError(t, b.pool.QueryRow(t.Context(), "SELECT external_user_id, status FROM switchboard.device_connections WHERE id = $1", id).Scan(&ext, &status))
+		require.Equal(t, testUser, ext, "the patient's account is not replaced")
+		require.Equal(t, "active", status)
+		require.Equal(t, 1, count(t, b.pool, "SELECT count(*) FROM switchboard.device_connections"))
+		require.Equal(t, 1, count(t, b.pool, "SELECT count(*) FROM switchboard.events WHERE kind = 'device.account_mismatch'"))
+		require.Equal(t, 0, count(t, b.pool, "SELECT count(*) FROM switchboard.events WHERE kind = 'device.account_mismatch' AND data::text LIKE '%hu-%'"), "no account id in the event")
+		require.Equal(t, 1, count(t, b.pool, "SELECT count(*) FROM switchboard.messages WHERE to_e164 = $1 AND body = $2", patientPhone, wearables.DefaultAccountMismatchSMSText))
+		require.Equal(t, 1, count(t, b.pool, "SELECT count(*) FROM switchboard.river_job WHERE kind = 'wearable_backfill'"), "no backfill for the refused account")
+		// The patient's own account still reconnects.
+		b.sb.SetConsentUser(testUser)
+		require.Equal(t, id, b.connect(t))
+	})
+
+	t.Run("ReauthLinkExpiresOnUse", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, nil)
+		id := b.connect(t)
+		b.sb.RevokeUser(testUser)
+		exec(t, b.pool, "UPDATE switchboard.device_connections SET token_expires_at = now() - interval '1 minute'")
+		s, err := wearables.NewService(b.deps)
+		require.NoError(t, err)
+		_, err = s.AccessToken(t.Context(), id, "")
+		require.ErrorIs(t, err, wearables.ErrNeedsReauth)
+		var body string
+		require.NoError(t, b.pool.QueryRow(t.Context(), "SELECT body FROM switchboard.messages WHERE to_e164 = $1", patientPhone).Scan(&body))
+		_, rest, ok := strings.Cut(body, "/oauth/google-health/start?link=")
+		require.True(t, ok, "the re-connect SMS carries a link")
+		reauth := strings.Fields(rest)[0]
+		other := b.link(t) // an older link still outstanding
+		q, ck := b.consentWith(t, reauth)
+		_, _, err = b.api.StartURL(t.Context(), reauth)
+		require.ErrorIs(t, err, wearables.ErrLinkUsed, "the re-connect link works once")
+		_, err = b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "", ck)
+		require.NoError(t, err)
+		_, _, err = b.api.StartURL(t.Context(), other)
+		require.ErrorIs(t, err, wearables.ErrLinkInvalid, "a completed consent expires the patient's other links")
+	})
+
 	t.Run("StateMismatchIsRefused", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, nil)
-		q := b.consent(t)
-		_, err := b.api.Callback(t.Context(), b.client, q.Get("state")+"x", q.Get("code"), "")
-		require.ErrorIs(t, err, wearables.ErrStateUnknown)
-		_, err = b.api.Callback(t.Context(), b.client, "", q.Get("code"), "")
+		q, ck := b.consent(t)
+		_, err := b.api.Callback(t.Context(), b.client, q.Get("state")+"x", q.Get("code"), "", ck)
+		require.ErrorIs(t, err, wearables.ErrBrowser, "the cookie is bound to the state it was issued with")
+		_, err = b.api.Callback(t.Context(), b.client, "", q.Get("code"), "", ck)
 		require.ErrorIs(t, err, wearables.ErrStateMissing)
 		noConnection(t, b)
 	})
@@ -239,9 +350,9 @@ func TestOAuth(t *testing.T) {
 	t.Run("ExpiredStateIsRefused", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, nil)
-		q := b.consent(t)
+		q, ck := b.consent(t)
 		exec(t, b.pool, "UPDATE switchboard.oauth_states SET expires_at = now() - interval '1 second'")
-		_, err := b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "")
+		_, err := b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "", ck)
 		require.ErrorIs(t, err, wearables.ErrStateExpired)
 		noConnection(t, b)
 		require.Equal(t, 0, b.sb.Count("token:authorization_code"), "no exchange for an expired state")
@@ -250,10 +361,10 @@ func TestOAuth(t *testing.T) {
 	t.Run("ReusedStateIsRefused", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, nil)
-		q := b.consent(t)
-		_, err := b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "")
+		q, ck := b.consent(t)
+		_, err := b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "", ck)
 		require.NoError(t, err)
-		_, err = b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "")
+		_, err = b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "", ck)
 		require.ErrorIs(t, err, wearables.ErrStateReused)
 		require.Equal(t, 1, b.sb.Count("token:authorization_code"))
 	})
@@ -261,13 +372,13 @@ func TestOAuth(t *testing.T) {
 	t.Run("SandboxChecksThePKCEVerifier", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, nil)
-		q := b.consent(t)
+		q, ck := b.consent(t)
 		// Exchange the code with a verifier that is not the one behind the challenge.
 		oauth := googlehealth.NewOAuth(b.deps.Config.Google, nil)
 		_, err := oauth.Exchange(t.Context(), q.Get("code"), googlehealth.NewCodeVerifier(), "https://switchboard.example.com/oauth/google-health/callback")
 		require.ErrorIs(t, err, googlehealth.ErrInvalidGrant)
 		// The code is spent: the real callback fails cleanly too.
-		_, err = b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "")
+		_, err = b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "", ck)
 		require.ErrorIs(t, err, wearables.ErrExchange)
 		require.ErrorIs(t, err, googlehealth.ErrInvalidGrant)
 		noConnection(t, b)
@@ -276,9 +387,9 @@ func TestOAuth(t *testing.T) {
 	t.Run("ExchangeFailureIsAClearErrorAndActivatesNothing", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, nil)
-		q := b.consent(t)
+		q, ck := b.consent(t)
 		b.sb.Fail("/token", http.StatusServiceUnavailable, 1, 0)
-		_, err := b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "")
+		_, err := b.api.Callback(t.Context(), b.client, q.Get("state"), q.Get("code"), "", ck)
 		require.ErrorIs(t, err, wearables.ErrExchange)
 		var oe *googlehealth.OAuthError
 		require.ErrorAs(t, err, &oe)
@@ -289,8 +400,8 @@ func TestOAuth(t *testing.T) {
 	t.Run("DeniedConsentActivatesNothing", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, nil)
-		q := b.consent(t)
-		_, err := b.api.Callback(t.Context(), b.client, q.Get("state"), "", "access_denied")
+		q, ck := b.consent(t)
+		_, err := b.api.Callback(t.Context(), b.client, q.Get("state"), "", "access_denied", ck)
 		require.ErrorIs(t, err, wearables.ErrConsentDenied)
 		noConnection(t, b)
 	})

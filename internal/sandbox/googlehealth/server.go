@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"regexp"
@@ -724,16 +725,39 @@ func (s *Server) Notify(ctx context.Context, endpoint string, body []byte) (int,
 }
 
 // SimulateConsent does what a patient's browser does with a connect link:
-// opens startURL (Switchboard's /oauth/google-health/start?link=…),
-// follows the redirect to this sandbox's consent screen, which approves,
-// and the redirect back to Switchboard's callback. It returns the final
-// status and body.
+// opens startURL (Switchboard's /oauth/google-health/start?link=…), presses
+// the page's button (a POST that spends the link and sets the browser
+// cookie), follows the redirect to this sandbox's consent screen, which
+// approves, and the redirect back to Switchboard's callback with the
+// cookie. It returns the final status and body.
 func (s *Server) SimulateConsent(ctx context.Context, startURL string) (int, string, error) {
+	u, err := url.Parse(startURL)
+	if err != nil {
+		return 0, "", err
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, startURL, nil)
 	if err != nil {
 		return 0, "", err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, "", nil
+	}
+	form := url.Values{"link": {u.Query().Get("link")}}
+	u.RawQuery = ""
+	req, err = http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = c.Do(req)
 	if err != nil {
 		return 0, "", err
 	}
