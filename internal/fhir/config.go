@@ -33,8 +33,8 @@ type Config struct {
 	PullScheduleEvery time.Duration `env:"FHIR_PULL_SCHEDULE_EVERY, default=1m"`
 	// JobTimeout bounds one fhir_push or fhir_pull job.
 	JobTimeout time.Duration `env:"FHIR_JOB_TIMEOUT, default=2m"`
-	// JSONSchema optionally names the official fhir.schema.json: every
-	// outgoing resource is then validated against it too.
+	// JSONSchema optionally names a copy of the official fhir.schema.json
+	// to use instead of the embedded one (internal/fhir/r4spec).
 	JSONSchema string `env:"FHIR_JSON_SCHEMA"`
 	// MaxConflictRetries bounds re-read and re-apply after 409/412 in one job.
 	MaxConflictRetries int `env:"FHIR_MAX_CONFLICT_RETRIES, default=3"`

@@ -30,6 +30,12 @@ const (
 
 	ProfileUSCorePatient = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"
 	ProfileVitalSigns    = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
+	ProfileBloodPressure = "http://hl7.org/fhir/StructureDefinition/bp"
+
+	// LOINC codes of the blood pressure panel and its components.
+	LOINCBloodPressurePanel = "85354-9"
+	LOINCSystolic           = "8480-6"
+	LOINCDiastolic          = "8462-4"
 )
 
 // ObservationKind is how one switchboard.observation_kinds kind maps to FHIR.

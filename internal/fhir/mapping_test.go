@@ -120,7 +120,7 @@ func TestMappersProduceValidResources(t *testing.T) {
 	require.NoError(t, err)
 	for _, m := range allMapped(t) {
 		t.Run(m.name, func(t *testing.T) {
-			require.NoError(t, v.Validate(m.json), "switchboard rules")
+			require.NoError(t, v.Validate(m.json, fhir.ValidateOptions{}), "switchboard rules")
 			require.NoError(t, fhir.ValidateSchema(s, m.json), "official R4 JSON schema")
 			require.Empty(t, medplumValidate(t, m.json, ""), "medplum validateResource")
 			if m.profile != "" {
@@ -198,7 +198,7 @@ func TestValidatorsCatchBrokenResources(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			require.Error(t, v.Validate([]byte(c.json)), "switchboard rules")
+			require.Error(t, v.Validate([]byte(c.json), fhir.ValidateOptions{}), "switchboard rules")
 			if c.schema {
 				require.Error(t, fhir.ValidateSchema(s, []byte(c.json)), "schema")
 			}

@@ -193,8 +193,15 @@ func (w *PushWorker) push(ctx context.Context, ep *Endpoint, a jobs.FHIRPushArgs
 			return missing("fhir_outbound", a.EntityID, err)
 		}
 		ident := Identifier{ep.opts.IdentifierSystem, identifierValue("outbound", o.ID)}
+		body, err := prepareOutbound(o.Resource, ident, ep.opts.Tag)
+		if err != nil {
+			return err
+		}
+		if body, err = w.resolveReferences(ctx, ep, body); err != nil {
+			return err
+		}
 		_, err = w.pushOne(ctx, ep, jobs.FHIREntityOutbound, o.ID, o.ResourceType, ident,
-			func() ([]byte, error) { return prepareOutbound(o.Resource, ident, ep.opts.Tag) })
+			func() ([]byte, error) { return body, nil })
 		return err
 	}
 	return &ConfigError{Msg: "unknown entity " + strconv.Quote(a.Entity)}
@@ -334,7 +341,7 @@ func (w *PushWorker) write(ctx context.Context, ep *Endpoint, entity string, ent
 	if err != nil {
 		return db.FHIRLink{}, &ValidationError{ResourceType: rt, Issues: []string{err.Error()}}
 	}
-	if err := w.validator.Validate(body); err != nil {
+	if err := w.validator.Validate(body, ValidateOptions{}); err != nil {
 		return db.FHIRLink{}, err
 	}
 	hash := ContentHash(body)
@@ -460,6 +467,10 @@ func (w *PushWorker) pushObservationTransaction(ctx context.Context, ep *Endpoin
 		}, uuidURN()})
 	caps := ep.Caps
 	entries := make([]bundleEntry, len(parts))
+	urns := make([]string, len(parts))
+	for i, pt := range parts {
+		urns[i] = pt.urn
+	}
 	for i, pt := range parts {
 		if err := caps.Require("conditional-create", pt.rt); err != nil {
 			return err
@@ -468,7 +479,7 @@ func (w *PushWorker) pushObservationTransaction(ctx context.Context, ep *Endpoin
 		if err != nil {
 			return &ValidationError{ResourceType: pt.rt, Issues: []string{err.Error()}}
 		}
-		if err := w.validator.Validate(body); err != nil {
+		if err := w.validator.Validate(body, ValidateOptions{FullURLs: urns}); err != nil {
 			return err
 		}
 		entries[i].FullURL = pt.urn

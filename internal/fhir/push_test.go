@@ -244,14 +244,14 @@ func TestPushInvalidResourceIsNeverSent(t *testing.T) {
 	var id int64
 	b.tx(t, func(tx pgx.Tx) error {
 		var err error
-		id, err = jobs.PushFHIR(b.ctx, tx, json.RawMessage(`{"resourceType":"Observation","status":"done","code":{"text":"x"},"valueString":"secret value"}`),
+		id, err = jobs.PushFHIR(b.ctx, tx, json.RawMessage(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueString":"secret value","valueBoolean":true}`),
 			&jobs.PushFHIROpts{EndpointName: "medplum"})
 		return err
 	})
 	before := b.proxy.requests()
 	err := b.runPush(t, "outbound", id)
 	requireCancelled(t, err)
-	require.Contains(t, err.Error(), "Observation.status")
+	require.Contains(t, err.Error(), "Observation.value[x]")
 	require.NotContains(t, err.Error(), "secret value", "no values in job errors")
 	require.Equal(t, before, b.proxy.requests(), "nothing was sent")
 

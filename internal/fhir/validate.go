@@ -8,9 +8,12 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/switchboard-health/switchboard/internal/fhir/r4spec"
 )
 
 // ValidationError lists why a resource may not be sent. Issues name element
@@ -25,28 +28,47 @@ func (e *ValidationError) Error() string {
 	return fmt.Sprintf("%s failed validation: %s", e.ResourceType, strings.Join(e.Issues, "; "))
 }
 
-// Validator checks a resource before it is sent: Switchboard's rules for
-// every resource (structure, required elements and cardinalities of the
-// types it maps, code systems, references, the claimed profiles it knows)
-// and, when configured, the official FHIR R4 JSON schema.
+// Validator checks every resource before it is sent, by default and with
+// no setting: the official R4 JSON schema and the R4 required bindings
+// (both embedded, see r4spec), the reference rules, the profiles the
+// resource claims (US Core Patient, the core vital-signs profiles) and
+// Switchboard's own rules for the types it maps. Issues are named
+// "<element path>: <rule>: <what>", rule one of schema, binding, reference,
+// profile or rule.
 type Validator struct {
 	schema *jsonschema.Schema
+	spec   *r4spec.Spec
 }
 
-// NewValidator returns a Validator; schemaPath (optional) names the official
-// fhir.schema.json (draft-06) to validate against as well. It returns an
-// error when the schema cannot be read or compiled.
+// ValidateOptions is the context a resource is sent in.
+type ValidateOptions struct {
+	// FullURLs are the urn:uuid fullUrls of the transaction the resource is
+	// sent in: a urn:uuid reference must name one of them. Empty when the
+	// resource is sent on its own.
+	FullURLs []string
+	// ConditionalReferences allows conditional references
+	// (Patient?identifier=...): only in a transaction to an endpoint whose
+	// CapabilityStatement declares transactions. Otherwise Switchboard
+	// resolves them before validating.
+	ConditionalReferences bool
+}
+
+// NewValidator returns a Validator using the embedded official R4 JSON
+// schema, or the schema file at schemaPath when one is given
+// (FHIR_JSON_SCHEMA: a newer copy of the same schema). It returns an error
+// when the schema cannot be read or compiled.
 func NewValidator(schemaPath string) (*Validator, error) {
-	v := &Validator{}
-	if schemaPath == "" {
-		return v, nil
-	}
-	s, err := CompileSchema(schemaPath)
+	spec, err := r4spec.Load()
 	if err != nil {
 		return nil, err
 	}
-	v.schema = s
-	return v, nil
+	v := &Validator{spec: spec}
+	if schemaPath == "" {
+		v.schema, err = r4spec.Schema()
+		return v, err
+	}
+	v.schema, err = CompileSchema(schemaPath)
+	return v, err
 }
 
 // CompileSchema compiles the official FHIR R4 JSON schema file.
@@ -55,21 +77,7 @@ func CompileSchema(path string) (*jsonschema.Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("error reading FHIR JSON schema: %w", err)
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("error parsing FHIR JSON schema: %w", err)
-	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft6)
-	const url = "http://hl7.org/fhir/json-schema/4.0"
-	if err := c.AddResource(url, doc); err != nil {
-		return nil, fmt.Errorf("error loading FHIR JSON schema: %w", err)
-	}
-	s, err := c.Compile(url)
-	if err != nil {
-		return nil, fmt.Errorf("error compiling FHIR JSON schema: %w", err)
-	}
-	return s, nil
+	return r4spec.CompileSchema(b)
 }
 
 // ValidateSchema checks resource against a compiled schema; the error lists
@@ -83,7 +91,7 @@ func ValidateSchema(s *jsonschema.Schema, resource []byte) error {
 	var ve *jsonschema.ValidationError
 	if errors.As(err, &ve) {
 		var issues []string
-		collectSchemaIssues(ve, &issues)
+		collectSchemaIssues(resourceTypeOf(resource), ve, &issues)
 		if len(issues) == 0 {
 			issues = []string{"schema"}
 		}
@@ -92,20 +100,27 @@ func ValidateSchema(s *jsonschema.Schema, resource []byte) error {
 	return err
 }
 
-func collectSchemaIssues(ve *jsonschema.ValidationError, out *[]string) {
+func collectSchemaIssues(rt string, ve *jsonschema.ValidationError, out *[]string) {
 	if len(ve.Causes) == 0 {
-		loc := "/" + strings.Join(ve.InstanceLocation, "/")
+		loc := rt
+		for _, p := range ve.InstanceLocation {
+			if _, err := strconv.Atoi(p); err == nil {
+				loc += "[" + p + "]"
+			} else {
+				loc += "." + p
+			}
+		}
 		kw := ""
 		if ve.ErrorKind != nil {
 			kw = strings.Join(ve.ErrorKind.KeywordPath(), "/")
 		}
 		if len(*out) < 20 {
-			*out = append(*out, fmt.Sprintf("%s: schema %s", loc, kw))
+			*out = append(*out, fmt.Sprintf("%s: schema: %s", loc, kw))
 		}
 		return
 	}
 	for _, c := range ve.Causes {
-		collectSchemaIssues(c, out)
+		collectSchemaIssues(rt, c, out)
 	}
 }
 
@@ -120,35 +135,54 @@ func resourceTypeOf(b []byte) string {
 	return r.ResourceType
 }
 
-// Validate checks one resource. It returns a *ValidationError listing every
-// problem found.
-func (v *Validator) Validate(resource []byte) error {
+// Validate checks one resource about to be sent in the context o. It
+// returns a *ValidationError listing every problem found.
+func (v *Validator) Validate(resource []byte, o ValidateOptions) error {
 	var r map[string]any
 	dec := json.NewDecoder(bytes.NewReader(resource))
 	dec.UseNumber()
 	if err := dec.Decode(&r); err != nil || r == nil {
-		return &ValidationError{ResourceType: "resource", Issues: []string{"not a JSON object"}}
+		return &ValidationError{ResourceType: "resource", Issues: []string{"resource: schema: not a JSON object"}}
 	}
-	c := &checker{}
+	c := &checker{opts: o, spec: v.spec}
 	c.resource(r)
-	if v != nil && v.schema != nil && len(c.issues) == 0 {
-		if err := ValidateSchema(v.schema, resource); err != nil {
+	rt, _ := r["resourceType"].(string)
+	if rt == "" {
+		rt = "resource"
+	}
+	if c.spec != nil && rt != "resource" {
+		if !c.spec.IsResource(rt) {
+			c.add(rt, "schema: not an R4 resource type")
+		} else {
+			c.bindings(rt, rt, r)
+		}
+	}
+	if v.schema != nil {
+		var ve *ValidationError
+		if err := ValidateSchema(v.schema, resource); errors.As(err, &ve) {
+			c.issues = append(c.issues, ve.Issues...)
+		} else if err != nil {
 			return err
 		}
 	}
 	if len(c.issues) > 0 {
-		rt, _ := r["resourceType"].(string)
-		if rt == "" {
-			rt = "resource"
-		}
 		return &ValidationError{ResourceType: rt, Issues: c.issues}
 	}
 	return nil
 }
 
-type checker struct{ issues []string }
+type checker struct {
+	issues []string
+	opts   ValidateOptions
+	spec   *r4spec.Spec
+}
 
+// add records an issue; formats that do not start with a rule name
+// (schema, binding, reference, profile) are Switchboard's own rules.
 func (c *checker) add(path, format string, a ...any) {
+	if r, _, _ := strings.Cut(format, ":"); !slices.Contains([]string{"schema", "binding", "reference", "profile"}, r) {
+		format = "rule: " + format
+	}
 	if len(c.issues) < 30 {
 		c.issues = append(c.issues, path+": "+fmt.Sprintf(format, a...))
 	}
@@ -159,6 +193,7 @@ var (
 	reDate         = regexp.MustCompile(`^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?$`)
 	reDateTime     = regexp.MustCompile(`^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$`)
 	reReference    = regexp.MustCompile(`^(#[A-Za-z0-9\-.]+|urn:uuid:[0-9a-f-]{36}|([A-Za-z][A-Za-z0-9+.-]*://[^\s]+/)?[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}(/_history/[A-Za-z0-9\-.]{1,64})?|[A-Z][A-Za-z]+\?[^\s]+)$`)
+	reConditional  = regexp.MustCompile(`^[A-Z][A-Za-z]+\?`)
 	reID           = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 	reUCUM         = regexp.MustCompile(`^[^\s]+$`)
 	reURI          = regexp.MustCompile(`^\S+$`)
@@ -209,8 +244,14 @@ func (c *checker) structure(path string, v any) {
 			p := path + "." + k
 			switch k {
 			case "reference":
-				if s, ok := e.(string); !ok || !reReference.MatchString(s) {
-					c.add(p, "not a literal or conditional reference")
+				s, ok := e.(string)
+				switch {
+				case !ok || !reReference.MatchString(s):
+					c.add(p, "reference: not a literal or conditional reference")
+				case strings.HasPrefix(s, "urn:uuid:") && !slices.Contains(c.opts.FullURLs, s):
+					c.add(p, "reference: urn:uuid reference to no entry of the transaction it is sent in")
+				case reConditional.MatchString(s) && !c.opts.ConditionalReferences:
+					c.add(p, "reference: conditional reference the endpoint cannot resolve here (Switchboard resolves them first; none or several matched)")
 				}
 			case "coding":
 				for i, cd := range list(e) {
@@ -453,7 +494,8 @@ var vitalProfiles = map[string]struct {
 	"http://hl7.org/fhir/StructureDefinition/bodyweight": {"29463-7", []string{"kg", "g", "[lb_av]"}},
 	"http://hl7.org/fhir/StructureDefinition/bodyheight": {"8302-2", []string{"cm", "[in_i]"}},
 	"http://hl7.org/fhir/StructureDefinition/bodytemp":   {"8310-5", []string{"Cel", "[degF]"}},
-	ProfileVitalSigns: {},
+	ProfileBloodPressure: {"85354-9", nil},
+	ProfileVitalSigns:    {},
 }
 
 func isVitalProfile(url string) bool {
@@ -467,13 +509,13 @@ func (c *checker) profile(rt, url string, r map[string]any) {
 	switch {
 	case url == ProfileUSCorePatient && rt == "Patient":
 		if len(list(r["identifier"])) == 0 {
-			c.add("Patient.identifier", "US Core: at least one required")
+			c.add("Patient.identifier", "profile: US Core: at least one required")
 		}
 		if len(list(r["name"])) == 0 {
-			c.add("Patient.name", "US Core: at least one required")
+			c.add("Patient.name", "profile: US Core: at least one required")
 		}
 		if str(r, "gender") == "" {
-			c.add("Patient.gender", "US Core: required")
+			c.add("Patient.gender", "profile: US Core: required")
 		}
 	case rt == "Observation" && isVitalProfile(url):
 		vp := vitalProfiles[url]
@@ -483,7 +525,7 @@ func (c *checker) profile(rt, url string, r map[string]any) {
 			cat = cat || hasCoding(m, SystemObservationCategory, "vital-signs")
 		}
 		if !cat {
-			c.add("Observation.category", "vital signs: category vital-signs required")
+			c.add("Observation.category", "profile: vital signs: category vital-signs required")
 		}
 		code := obj(r, "code")
 		loinc := false
@@ -492,35 +534,67 @@ func (c *checker) profile(rt, url string, r map[string]any) {
 			loinc = loinc || str(m, "system") == SystemLOINC
 		}
 		if !loinc {
-			c.add("Observation.code", "vital signs: a LOINC code required")
+			c.add("Observation.code", "profile: vital signs: a LOINC code required")
 		}
 		if vp.code != "" && !hasCoding(code, SystemLOINC, vp.code) {
-			c.add("Observation.code", "profile requires LOINC %s", vp.code)
+			c.add("Observation.code", "profile: requires LOINC %s", vp.code)
 		}
 		if obj(r, "subject") == nil {
-			c.add("Observation.subject", "vital signs: required")
+			c.add("Observation.subject", "profile: vital signs: required")
 		} else {
 			c.referenceTo("Observation.subject", obj(r, "subject"), "Patient")
 		}
 		if r["effectiveDateTime"] == nil && r["effectivePeriod"] == nil {
-			c.add("Observation.effective[x]", "vital signs: dateTime or Period required")
+			c.add("Observation.effective[x]", "profile: vital signs: dateTime or Period required")
 		}
 		q := obj(r, "valueQuantity")
 		if q == nil && r["dataAbsentReason"] == nil && r["component"] == nil && r["hasMember"] == nil {
-			c.add("Observation.value[x]", "vital signs: valueQuantity or dataAbsentReason required")
+			c.add("Observation.value[x]", "profile: vital signs: valueQuantity or dataAbsentReason required")
 		}
 		if q != nil {
 			if str(q, "system") != SystemUCUM || str(q, "code") == "" || !reUCUM.MatchString(str(q, "code")) {
-				c.add("Observation.valueQuantity", "vital signs: UCUM system and code required")
+				c.add("Observation.valueQuantity", "profile: vital signs: UCUM system and code required")
 			}
 			if str(q, "unit") == "" {
-				c.add("Observation.valueQuantity.unit", "vital signs: required")
+				c.add("Observation.valueQuantity.unit", "profile: vital signs: required")
 			}
 			if len(vp.units) > 0 && !slices.Contains(vp.units, str(q, "code")) {
-				c.add("Observation.valueQuantity.code", "profile allows %s", strings.Join(vp.units, ", "))
+				c.add("Observation.valueQuantity.code", "profile: allows %s", strings.Join(vp.units, ", "))
 			}
 		}
+		if url == ProfileBloodPressure {
+			c.bloodPressure(r)
+		}
 	default:
-		c.add(rt+".meta.profile", "profile %s is not one Switchboard can validate", url)
+		c.add(rt+".meta.profile", "profile: %s is not one Switchboard can validate", url)
+	}
+}
+
+// bloodPressure checks the core bp profile's components: one systolic
+// (8480-6) and one diastolic (8462-4), each a valueQuantity in mm[Hg] (or a
+// dataAbsentReason).
+func (c *checker) bloodPressure(r map[string]any) {
+	if r["valueQuantity"] != nil {
+		c.add("Observation.valueQuantity", "profile: blood pressure: the values go in components")
+	}
+	for _, code := range []string{LOINCSystolic, LOINCDiastolic} {
+		n := 0
+		for i, comp := range list(r["component"]) {
+			m, _ := comp.(map[string]any)
+			if !hasCoding(obj(m, "code"), SystemLOINC, code) {
+				continue
+			}
+			n++
+			q := obj(m, "valueQuantity")
+			if q == nil && m["dataAbsentReason"] == nil {
+				c.add(fmt.Sprintf("Observation.component[%d].value[x]", i), "profile: blood pressure: valueQuantity or dataAbsentReason required")
+			}
+			if q != nil && (str(q, "system") != SystemUCUM || str(q, "code") != "mm[Hg]") {
+				c.add(fmt.Sprintf("Observation.component[%d].valueQuantity", i), "profile: blood pressure: UCUM mm[Hg] required")
+			}
+		}
+		if n != 1 {
+			c.add("Observation.component", "profile: blood pressure: exactly one component with LOINC %s required", code)
+		}
 	}
 }
