@@ -432,6 +432,11 @@ type SwitchboardDeviceConnection struct {
 	UpdatedAt           time.Time
 }
 
+type SwitchboardFhirResourceType struct {
+	ResourceType string
+	StatusCodes  []string
+}
+
 type SwitchboardOauthState struct {
 	StateHash          []byte
 	PatientID          int64
