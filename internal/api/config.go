@@ -34,6 +34,9 @@ type Config struct {
 	OperatorUsername     string `env:"OPERATOR_USERNAME"`
 	OperatorPasswordHash Secret `env:"OPERATOR_PASSWORD_HASH"`
 
+	// SSO is OpenID Connect login for River UI and /status (OIDC_*).
+	SSO SSOConfig
+
 	// Login bounds failed operator logins (OPERATOR_LOGIN_*,
 	// OPERATOR_BCRYPT_CONCURRENCY).
 	Login LoginConfig

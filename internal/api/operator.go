@@ -74,6 +74,12 @@ var operatorLogins = promauto.NewCounterVec(prometheus.CounterOpts{
 	Help:      "Operator logins with a password, by result (ok, failed, locked_out: refused by the per-source or per-username lockout without a password check, busy: every password check slot was taken).",
 }, []string{"result"})
 
+var ssoLogins = promauto.NewCounterVec(prometheus.CounterOpts{
+	Namespace: "switchboard",
+	Name:      "sso_logins_total",
+	Help:      "OpenID Connect logins, by result (ok, no_flow, bad_state, exchange_failed, bad_id_token, bad_nonce, not_allowed).",
+}, []string{"result"})
+
 // operatorAuth checks operator credentials. bcrypt is deliberately slow and
 // River UI polls its API several times a second, so once a username and
 // password have matched, the SHA-256 of the pair is kept and compared in
@@ -206,18 +212,32 @@ func tooMany(w http.ResponseWriter, wait time.Duration) {
 	http.Error(w, "too many failed logins, try again later", http.StatusTooManyRequests)
 }
 
-// requireOperator lets only the operator through: 503 when no operator
-// login is configured, 401 with a Basic challenge when credentials are
+// requireOperator lets only the operator through: a valid SSO session
+// (when OIDC is configured) or Basic credentials. 503 when neither login is
+// configured; a browser without credentials is sent to the SSO login when
+// there is one; otherwise 401 with a Basic challenge when credentials are
 // missing or wrong; a source or username that has used up its failed
 // logins gets 429 without its password being checked.
 func (s *Server) requireOperator(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.sso != nil && s.sso.authenticated(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		if !s.operator.configured() {
+			if s.sso != nil {
+				s.sso.challenge(w, r)
+				return
+			}
 			http.Error(w, "operator credentials not configured", http.StatusServiceUnavailable)
 			return
 		}
 		user, password, ok := r.BasicAuth()
 		if !ok {
+			if s.sso != nil && r.Method == http.MethodGet && wantsHTML(r) {
+				s.sso.challenge(w, r)
+				return
+			}
 			w.Header().Set("WWW-Authenticate", operatorRealm)
 			http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
 			return

@@ -41,6 +41,7 @@ type Server struct {
 	twilioValidator twilioclient.RequestValidator // twilio-go's own
 
 	operator *operatorAuth
+	sso      *sso // nil without OIDC
 	riverUI  *riverui.Handler
 	handler  http.Handler
 }
@@ -84,6 +85,11 @@ func New(cfg Config, pool *pgxpool.Pool, client *river.Client[pgx.Tx], logger *s
 		return nil, err
 	}
 
+	sso, err := newSSO(cfg.SSO, baseURL, logger)
+	if err != nil {
+		return nil, err
+	}
+
 	ui, err := riverui.NewHandler(&riverui.HandlerOpts{
 		Endpoints: riverui.NewEndpoints(client, nil),
 		Logger:    logger.With(slog.String("component", "riverui")),
@@ -102,6 +108,7 @@ func New(cfg Config, pool *pgxpool.Pool, client *river.Client[pgx.Tx], logger *s
 		queries:         db.New(),
 		twilioValidator: twilioclient.NewRequestValidator(cfg.TwilioAuthToken),
 		operator:        operator,
+		sso:             sso,
 		riverUI:         ui,
 	}
 	s.handler = s.routes()
@@ -109,7 +116,7 @@ func New(cfg Config, pool *pgxpool.Pool, client *river.Client[pgx.Tx], logger *s
 	if cfg.TwilioAuthToken == "" {
 		logger.Warn("twilio auth token not set: twilio callbacks will answer 503")
 	}
-	if !operator.configured() {
+	if !operator.configured() && sso == nil {
 		logger.Warn("operator credentials not set: river ui will answer 503")
 	}
 	return s, nil
@@ -141,6 +148,11 @@ func (s *Server) routes() http.Handler {
 	mux.Handle(riverUIPrefix, ui)
 	mux.Handle(riverUIPrefix+"/", ui)
 	mux.Handle("GET /status", s.requireOperator(http.HandlerFunc(s.handleStatus)))
+	if s.sso != nil {
+		mux.HandleFunc("GET "+routeSSOLogin, s.sso.handleLogin)
+		mux.HandleFunc("GET "+routeSSOCallback, s.sso.handleCallback)
+		mux.Handle("POST "+routeSSOLogout, http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.sso.handleLogout)))
+	}
 	return mux
 }
 
