@@ -71,3 +71,7 @@ chaos/delivery: build ## Delivery under faults: 10,000 messages, 20% 5xx, 10% 42
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+
+.PHONY: tidy/check
+tidy/check: ## Fail when go.mod/go.sum are not tidy (go mod tidy -diff)
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy and commit"; exit 1; }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"testing"
 
@@ -144,3 +145,19 @@ func TestFlagsAnywhereAndHelpEverywhere(t *testing.T) {
 }
 
 type kongNode = kong.Node
+
+// Configuration mistakes are reported all at once, each by its variable.
+func TestConfigErrorsNameEveryVariableAtOnce(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://127.0.0.1:1/none")
+	t.Setenv("PUBLIC_BASE_URL", "")
+	os.Unsetenv("PUBLIC_BASE_URL")
+	t.Setenv("API_DB_MAX_CONNS", "lots")
+	t.Setenv("LOG_LEVEL", "info")
+	_, err := runCLI(t, "api")
+	var ue usageError
+	require.ErrorAs(t, err, &ue)
+	require.Contains(t, ue.Error(), "PUBLIC_BASE_URL: is required and not set")
+	require.Contains(t, ue.Error(), "API_DB_MAX_CONNS:")
+	require.NotContains(t, ue.Error(), "PublicBaseURL")
+	require.NotContains(t, ue.Error(), "DBMaxConns")
+}

@@ -11,9 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/sethvargo/go-envconfig"
 
 	"github.com/switchboard-health/switchboard/internal/database"
+	"github.com/switchboard-health/switchboard/internal/envvars"
 	"github.com/switchboard-health/switchboard/internal/logging"
 )
 
@@ -23,12 +23,15 @@ type base struct {
 	Log         logging.Config
 }
 
-// load reads the environment into each of targets.
+// load reads the environment into each of targets, reporting every bad or
+// missing variable by name at once (internal/envvars).
 func load(ctx context.Context, targets ...any) error {
-	for _, t := range targets {
-		if err := envconfig.Process(ctx, t); err != nil {
-			return fmt.Errorf("configuration: %w", err)
+	if err := envvars.Load(ctx, targets...); err != nil {
+		var e *envvars.Error
+		if errors.As(err, &e) {
+			return usageError{msg: err.Error()}
 		}
+		return fmt.Errorf("configuration: %w", err)
 	}
 	return nil
 }

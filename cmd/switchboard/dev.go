@@ -35,8 +35,6 @@ import (
 // devDefaults are applied to unset variables by `switchboard dev`: a local
 // api, a sandbox Twilio, and operator credentials made up on the spot.
 var devDefaults = map[string]string{
-	"API_ADDR":                     "127.0.0.1:8080",
-	"WORKER_ADDR":                  "127.0.0.1:8081",
 	"WORKER_QUEUES":                "sms=50,inbound=20,fhir=5,wearables=5,maintenance=2",
 	"OPERATOR_USERNAME":            "operator",
 	"TWILIO_ACCOUNT_SID":           "ACdev0000000000000000000000000000",
@@ -71,6 +69,10 @@ local defaults.`
 
 func (devCmd) Run(e *env) error {
 	ctx, stdout, stderr := e.ctx, e.stdout, e.stderr
+	moved, err := pickDevAddrs(devPorts)
+	if err != nil {
+		return err
+	}
 	for k, v := range devDefaults {
 		if os.Getenv(k) == "" {
 			os.Setenv(k, v)
@@ -127,7 +129,7 @@ func (devCmd) Run(e *env) error {
 	}
 
 	// The api's address decides PUBLIC_BASE_URL, so listen first.
-	apiLn, err := net.Listen("tcp", envOr("API_ADDR", devDefaults["API_ADDR"]))
+	apiLn, err := net.Listen("tcp", os.Getenv("API_ADDR"))
 	if err != nil {
 		return fmt.Errorf("error listening for the api: %w", err)
 	}
@@ -213,7 +215,11 @@ func (devCmd) Run(e *env) error {
 	} else {
 		fmt.Fprintf(stdout, "  login        %s / (the password behind OPERATOR_PASSWORD_HASH)\n", cfg.API.API.OperatorUsername)
 	}
-	fmt.Fprintf(stdout, "  metrics      http://%s/metrics\n", cfg.WorkerConfig.Worker.MetricsAddr)
+	fmt.Fprintf(stdout, "  api          %s (API_ADDR), metrics http://%s/metrics (API_METRICS_ADDR)\n", apiLn.Addr(), cfg.API.API.MetricsAddr)
+	fmt.Fprintf(stdout, "  worker       %s (WORKER_ADDR), metrics http://%s/metrics (WORKER_METRICS_ADDR)\n", cfg.WorkerConfig.Worker.Addr, cfg.WorkerConfig.Worker.MetricsAddr)
+	for _, m := range moved {
+		fmt.Fprintf(stdout, "  port moved   %s\n", m)
+	}
 	fmt.Fprintf(stdout, "  sandboxes    Twilio %s, Telnyx %s (SMS_PROVIDERS=%s), Google Health %s\n",
 		sandboxes.url(0), sandboxes.url(1), cfg.WorkerConfig.SMSProviders, sandboxes.url(2))
 	fmt.Fprintf(stdout, "  messages     psql '%s' -c 'SELECT id, status, provider_message_id, updated_at FROM switchboard.messages ORDER BY id DESC LIMIT 10'\n", cfg.WorkerConfig.Base.DatabaseURL)
@@ -227,17 +233,48 @@ func (devCmd) Run(e *env) error {
 	return g.Wait()
 }
 
+// devPort is an address dev listens on and its default.
+type devPort struct{ name, def string }
+
+// devPorts are dev's listening addresses. The metrics defaults are those of
+// api.Config and worker.Config.
+var devPorts = []devPort{
+	{"API_ADDR", "127.0.0.1:8080"}, {"WORKER_ADDR", "127.0.0.1:8081"},
+	{"API_METRICS_ADDR", "127.0.0.1:9090"}, {"WORKER_METRICS_ADDR", "127.0.0.1:9091"},
+}
+
+// pickDevAddrs sets each unset variable of ports to its default, or to a
+// free loopback port when the default is taken (a second checkout's
+// make run), and says which moved. A variable the user set is kept as is.
+func pickDevAddrs(ports []devPort) ([]string, error) {
+	var moved []string
+	for _, p := range ports {
+		if os.Getenv(p.name) != "" {
+			continue
+		}
+		addr := p.def
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+		} else {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, fmt.Errorf("error finding a free port for %s: %w", p.name, err)
+			}
+			addr = ln.Addr().String()
+			ln.Close()
+			moved = append(moved, fmt.Sprintf("%s=%s (%s is taken)", p.name, addr, p.def))
+		}
+		if err := os.Setenv(p.name, addr); err != nil {
+			return nil, err
+		}
+	}
+	return moved, nil
+}
+
 // apiConfigNoBase is the api's configuration without the base fields the
 // worker's configuration already carries.
 type apiConfigNoBase struct {
 	API api.Config
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 // demoTraffic enqueues a demo message every interval, the way an app does:

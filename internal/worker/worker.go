@@ -38,6 +38,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/switchboard-health/switchboard/internal/httpserver"
+	"github.com/switchboard-health/switchboard/internal/logging"
 )
 
 // Schema is where River's tables live.
@@ -150,7 +151,7 @@ func NewClient(cfg Config, pool *pgxpool.Pool, workers *river.Workers, periodic 
 		Schema:                      Schema,
 		Queues:                      queues,
 		Workers:                     workers,
-		Logger:                      logger,
+		Logger:                      logging.Library(logger), // River's routine INFO lines at DEBUG
 		FetchCooldown:               cfg.FetchCooldown,
 		FetchPollInterval:           cfg.FetchPollInterval,
 		CompletedJobRetentionPeriod: cfg.CompletedRetention,
