@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/switchboard-health/switchboard/internal/api"
+	"github.com/switchboard-health/switchboard/internal/fhir"
 	"github.com/switchboard-health/switchboard/internal/opsmetrics"
 	"github.com/switchboard-health/switchboard/internal/secrets"
 	"github.com/switchboard-health/switchboard/internal/telnyx"
@@ -24,6 +25,8 @@ type apiConfig struct {
 	API        api.Config
 	Vendors    apiVendors
 	DBMaxConns int32 `env:"API_DB_MAX_CONNS, default=20"`
+	// FHIRIdentity is read only to refuse the example identifier system.
+	FHIRIdentity fhir.Config
 }
 
 // apiVendors are the vendor settings the api needs to verify webhooks and
@@ -73,6 +76,9 @@ func (apiCmd) Run(e *env) error {
 	ctx, stderr := e.ctx, e.stderr
 	var cfg apiConfig
 	if err := load(ctx, &cfg); err != nil {
+		return err
+	}
+	if err := cfg.FHIRIdentity.CheckIdentity(); err != nil {
 		return err
 	}
 	logger, err := newLogger(cfg.Base.Log, stderr)

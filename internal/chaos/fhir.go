@@ -335,7 +335,11 @@ func checkFHIR(ctx context.Context, pool *pgxpool.Pool, p checkParams, peer *fhi
 		return nil, err
 	}
 	if system == "" {
-		system = fhirIdentifierSystem
+		// The workers run without FHIR_IDENTIFIER_SYSTEM: the deployment's own.
+		var err error
+		if system, err = fhir.DeploymentSystem(ctx, pool); err != nil {
+			return nil, err
+		}
 	}
 	held, err := peer.identifierCounts(ctx, "Observation", system)
 	if err != nil {
@@ -417,10 +421,6 @@ func checkFHIR(ctx context.Context, pool *pgxpool.Pool, p checkParams, peer *fhi
 	}
 	return c, nil
 }
-
-// fhirIdentifierSystem is FHIR_IDENTIFIER_SYSTEM's default, which the
-// workers run with.
-const fhirIdentifierSystem = "https://switchboard.example/fhir/identifier"
 
 // unpushed counts the observations whose push to the run's endpoint is
 // neither linked nor dead-lettered.

@@ -245,7 +245,7 @@ func (c *Client) Read(ctx context.Context, resourceType, id string) (*Response, 
 // 412: several exist.
 func (c *Client) ConditionalCreate(ctx context.Context, resourceType string, ident Identifier, body []byte) (*Response, error) {
 	h := http.Header{}
-	h.Set("If-None-Exist", "identifier="+url.QueryEscape(ident.System+"|"+ident.Value))
+	h.Set("If-None-Exist", ident.Search())
 	h.Set("Prefer", "return=representation")
 	return c.do(ctx, request{op: "conditional create " + resourceType, method: http.MethodPost, target: resourceType,
 		body: body, header: h, conditional: true})

@@ -16,8 +16,10 @@ import (
 // Config is the FHIR integration's configuration (environment).
 type Config struct {
 	// IdentifierSystem is the system of Switchboard's business identifiers
-	// on every resource it pushes; an endpoint may override it.
-	IdentifierSystem string `env:"FHIR_IDENTIFIER_SYSTEM, default=https://switchboard.example/fhir/identifier"`
+	// on every resource it pushes; an endpoint may override it. Empty: this
+	// deployment's own, urn:uuid:<switchboard.deployment id>. The example
+	// value is refused (CheckIdentity).
+	IdentifierSystem string `env:"FHIR_IDENTIFIER_SYSTEM"`
 	// EchoTag ("system|code") is put in meta.tag of every write, so pulls
 	// skip Switchboard's own resources.
 	EchoTag string `env:"FHIR_ECHO_TAG, default=https://switchboard.example/fhir/tag|switchboard"`
@@ -41,9 +43,6 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.IdentifierSystem == "" {
-		c.IdentifierSystem = "https://switchboard.example/fhir/identifier"
-	}
 	if c.EchoTag == "" {
 		c.EchoTag = "https://switchboard.example/fhir/tag|switchboard"
 	}
@@ -97,6 +96,9 @@ func (d Deps) check() (Deps, error) {
 		d.HTTPClient = &http.Client{Timeout: 60 * time.Second}
 	}
 	d.Config = d.Config.withDefaults()
+	if err := d.Config.CheckIdentity(); err != nil {
+		return d, err
+	}
 	if _, err := ParseCoding(d.Config.EchoTag); err != nil {
 		return d, fmt.Errorf("FHIR_ECHO_TAG: %w", err)
 	}

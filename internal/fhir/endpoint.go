@@ -156,9 +156,10 @@ func (e *Endpoint) MapOptions() MapOptions { return e.opts }
 
 // endpoints builds and caches Endpoints, rebuilding one when its row changed.
 type endpoints struct {
-	deps Deps
-	mu   sync.Mutex
-	m    map[int64]*Endpoint
+	deps     Deps
+	identity identitySource
+	mu       sync.Mutex
+	m        map[int64]*Endpoint
 }
 
 func newEndpoints(d Deps) *endpoints { return &endpoints{deps: d, m: map[int64]*Endpoint{}} }
@@ -202,10 +203,11 @@ func (es *endpoints) build(ctx context.Context, row db.EHREndpoint) (*Endpoint, 
 	d := es.deps
 	ep := &Endpoint{Row: row}
 	tag, _ := ParseCoding(d.Config.EchoTag)
-	ep.opts = MapOptions{IdentifierSystem: d.Config.IdentifierSystem, Tag: tag, IncludeSMSBody: row.IncludeSmsBody}
-	if row.IdentifierSystem != nil {
-		ep.opts.IdentifierSystem = *row.IdentifierSystem
+	system, err := es.identity.system(ctx, d, row)
+	if err != nil {
+		return nil, err
 	}
+	ep.opts = MapOptions{IdentifierSystem: system, Tag: tag, IncludeSMSBody: row.IncludeSmsBody}
 	if len(row.Capabilities) > 0 {
 		var c Capabilities
 		if err := json.Unmarshal(row.Capabilities, &c); err == nil {

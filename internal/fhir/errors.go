@@ -91,6 +91,10 @@ func Classify(err error, attempt int) Class {
 	if errors.As(err, &ve) {
 		return ClassPermanent
 	}
+	var ie *IdentityError
+	if errors.As(err, &ie) {
+		return ClassPermanent
+	}
 	var ue *UndeclaredError
 	if errors.As(err, &ue) {
 		return ClassPermanent

@@ -110,8 +110,9 @@ func ParseCoding(s string) (Coding, error) {
 func identifierValue(entity string, id int64) string { return fmt.Sprintf("%s-%d", entity, id) }
 
 // PatientIdentifierValue is the business identifier value of a patient:
-// the app's external reference.
-func PatientIdentifierValue(p db.Patient) string { return p.ExternalRef }
+// the app's external reference (a "|" in it percent-encoded, see
+// identifierValueOf).
+func PatientIdentifierValue(p db.Patient) string { return identifierValueOf(p.ExternalRef) }
 
 func ptr[T any](v T) *T { return &v }
 

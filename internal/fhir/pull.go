@@ -272,7 +272,7 @@ func (w *PullWorker) matchPatient(ctx context.Context, tx pgx.Tx, ep *Endpoint, 
 		if id.System != ep.opts.IdentifierSystem || id.Value == "" {
 			continue
 		}
-		p, err := w.q.PatientGetByExternalRef(ctx, tx, id.Value)
+		p, err := w.q.PatientGetByExternalRef(ctx, tx, externalRefOf(id.Value))
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}

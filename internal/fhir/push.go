@@ -382,7 +382,10 @@ func (w *PushWorker) write(ctx context.Context, ep *Endpoint, entity string, ent
 		}
 		// 200: a resource with our identifier existed (an earlier attempt
 		// whose answer was lost, or data created elsewhere): our body was
-		// ignored, so merge it into the one found.
+		// ignored, so merge it into the one found — if it is ours.
+		if len(resp.Body) > 0 && !holdsIdentifier(resp.Body, ident) {
+			return db.FHIRLink{}, &IdentityError{ResourceType: rt}
+		}
 		if err := w.saveLink(ctx, link); err != nil {
 			return link, err
 		}
@@ -486,7 +489,7 @@ func (w *PushWorker) pushObservationTransaction(ctx context.Context, ep *Endpoin
 		entries[i].Resource = body
 		entries[i].Request.Method = "POST"
 		entries[i].Request.URL = pt.rt
-		entries[i].Request.IfNoneExist = "identifier=" + pt.ident.System + "|" + pt.ident.Value
+		entries[i].Request.IfNoneExist = pt.ident.Search()
 	}
 	bundle, _ := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": entries})
 	var resp *Response
