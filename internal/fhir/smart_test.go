@@ -29,6 +29,8 @@ type tokenServer struct {
 	mu       sync.Mutex
 	jtis     map[string]bool
 	issued   []string
+	// expiresIn is the tokens' lifetime in seconds (default 300).
+	expiresIn int
 }
 
 func newTokenServer(t *testing.T, clientID string, keys ...jose.JSONWebKey) *tokenServer {
@@ -83,7 +85,11 @@ func (ts *tokenServer) serve(w http.ResponseWriter, r *http.Request) {
 	access := fmt.Sprintf("token-%d", len(ts.issued)+1)
 	ts.issued = append(ts.issued, access)
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"access_token": access, "token_type": "bearer", "expires_in": 300, "scope": r.Form.Get("scope")})
+	expires := ts.expiresIn
+	if expires == 0 {
+		expires = 300
+	}
+	json.NewEncoder(w).Encode(map[string]any{"access_token": access, "token_type": "bearer", "expires_in": expires, "scope": r.Form.Get("scope")})
 }
 
 func TestSMARTBackendServices(t *testing.T) {
@@ -177,4 +183,33 @@ func TestSMARTBackendServices(t *testing.T) {
 			require.NotContains(t, string(set), `"d"`, "no private part")
 		}
 	})
+}
+
+// Tokens that live a minute or less are reused while valid, not fetched
+// for every call (the 60 s early refresh used to cover their whole life).
+func TestSMARTShortLivedTokensAreReused(t *testing.T) {
+	t.Parallel()
+	for _, life := range []int{30, 60} {
+		t.Run(fmt.Sprint(life), func(t *testing.T) {
+			t.Parallel()
+			key, err := smart.GenerateKey(smart.ES384)
+			require.NoError(t, err)
+			ts := newTokenServer(t, "c", key.PublicJWK())
+			ts.expiresIn = life
+			src := smart.NewSource(smart.Config{ClientID: "c", TokenURL: ts.url, Key: key})
+			calls := 0
+			fhirSrv := newJSONServer(t, func(w http.ResponseWriter, r *http.Request) {
+				calls++
+				fmt.Fprint(w, `{"resourceType":"Patient","id":"1","meta":{"versionId":"1"}}`)
+			})
+			c, err := fhir.NewClient(fhirSrv, nil, src)
+			require.NoError(t, err)
+			for i := 0; i < 10; i++ {
+				_, err := c.Read(context.Background(), "Patient", "1")
+				require.NoError(t, err)
+			}
+			require.Equal(t, 10, calls)
+			require.Equal(t, 1, src.Requests(), "one token for ten calls")
+		})
+	}
 }

@@ -145,7 +145,9 @@ type Config struct {
 	Key      Key
 	// HTTPClient makes token requests; nil means a 30 s timeout client.
 	HTTPClient *http.Client
-	// Early is how long before expiry a cached token is replaced (default 60 s).
+	// Early is how long before expiry a cached token is replaced (default
+	// 60 s), at most a quarter of the token's lifetime: a token that lives
+	// 60 s or less is still reused for most of its life.
 	Early time.Duration
 }
 
@@ -178,6 +180,8 @@ type Source struct {
 	cfg Config
 	mu  sync.Mutex
 	tok *oauth2.Token
+	// lifetime is how long the cached token was issued for.
+	lifetime time.Duration
 	// Requests counts token requests made (for tests and metrics).
 	requests int
 }
@@ -198,15 +202,28 @@ func NewSource(cfg Config) *Source {
 func (s *Source) Token(ctx context.Context) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.tok != nil && s.tok.AccessToken != "" && (s.tok.Expiry.IsZero() || time.Until(s.tok.Expiry) > s.cfg.Early) {
+	if s.tok != nil && s.tok.AccessToken != "" && (s.tok.Expiry.IsZero() || time.Until(s.tok.Expiry) > s.early()) {
 		return s.tok.AccessToken, nil
 	}
+	start := time.Now()
 	tok, err := s.fetch(ctx)
 	if err != nil {
 		return "", err
 	}
 	s.tok = tok
+	s.lifetime = 0
+	if !tok.Expiry.IsZero() {
+		s.lifetime = tok.Expiry.Sub(start)
+	}
 	return tok.AccessToken, nil
+}
+
+// early is how long before its expiry the cached token is replaced.
+func (s *Source) early() time.Duration {
+	if s.lifetime > 0 {
+		return min(s.cfg.Early, s.lifetime/4)
+	}
+	return s.cfg.Early
 }
 
 // Invalidate drops the cached token (after a 401).
