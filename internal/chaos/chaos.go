@@ -483,6 +483,17 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	res.Drain = time.Since(started) - res.Stream
 	res.Wall = time.Since(started)
 
+	// Freeze the send side before reading it: the workers stop (SIGTERM,
+	// as on a deploy) so that no send is accepted between the providers'
+	// snapshot and the database read; a copy and the attempt that made it
+	// are then seen together or not at all. A job cut short by the stop
+	// is judged like any other (retryable, or running and not yet
+	// rescued).
+	var freeze sync.WaitGroup
+	for _, w := range procs.workers {
+		freeze.Go(func() { w.stop(15 * time.Second) })
+	}
+	freeze.Wait()
 	var copies []sent
 	for _, p := range providers {
 		copies = append(copies, p.messages()...)
@@ -545,7 +556,7 @@ func (r *Result) runChecks(ctx context.Context, pool *pgxpool.Pool, params check
 // deadline, and a failed try is repeated after checkPause.
 const (
 	checkTries   = 3
-	checkTimeout = 2 * time.Minute
+	checkTimeout = 10 * time.Minute
 	checkPause   = 5 * time.Second
 )
 
