@@ -516,6 +516,7 @@ type SwitchboardUploadToken struct {
 	CreatedAt    time.Time
 	RevokedAt    *time.Time
 	LastUsedAt   *time.Time
+	ExpiresAt    time.Time
 }
 
 type SwitchboardVendorDestination struct {

@@ -10,25 +10,26 @@ import (
 )
 
 const uploadTokenAuthenticate = `-- name: UploadTokenAuthenticate :one
-UPDATE switchboard.upload_tokens t
-SET last_used_at = now()
-FROM switchboard.device_connections c
-WHERE t.token_hash = $1 AND t.revoked_at IS NULL
-  AND c.id = t.connection_id AND c.provider = 'apple_health' AND c.status = 'active'
-RETURNING c.id AS connection_id, c.patient_id
+SELECT t.id AS token_id, c.id AS connection_id, c.patient_id
+FROM switchboard.upload_tokens t JOIN switchboard.device_connections c ON c.id = t.connection_id
+WHERE t.token_hash = $1 AND t.expires_at > now()
+  AND (t.revoked_at IS NULL OR t.revoked_at > now())
+  AND c.provider = 'apple_health' AND c.status = 'active'
 `
 
 type UploadTokenAuthenticateRow struct {
+	TokenID      int64
 	ConnectionID int64
 	PatientID    int64
 }
 
 // UploadTokenAuthenticate finds the active Apple Health connection of a
-// live upload token and records its use.
+// live upload token: not expired, not revoked (or still in its rotation
+// grace). Read-only: a wrong token writes nothing.
 func (q *Queries) UploadTokenAuthenticate(ctx context.Context, db DBTX, tokenHash []byte) (UploadTokenAuthenticateRow, error) {
 	row := db.QueryRow(ctx, uploadTokenAuthenticate, tokenHash)
 	var i UploadTokenAuthenticateRow
-	err := row.Scan(&i.ConnectionID, &i.PatientID)
+	err := row.Scan(&i.TokenID, &i.ConnectionID, &i.PatientID)
 	return i, err
 }
 
@@ -41,4 +42,16 @@ func (q *Queries) UploadTokenIssue(ctx context.Context, db DBTX, patientExternal
 	var column_1 string
 	err := row.Scan(&column_1)
 	return column_1, err
+}
+
+const uploadTokenTouch = `-- name: UploadTokenTouch :exec
+UPDATE switchboard.upload_tokens SET last_used_at = now()
+WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+`
+
+// UploadTokenTouch records a token's use, inside an accepted upload's
+// transaction (at most once a minute per token).
+func (q *Queries) UploadTokenTouch(ctx context.Context, db DBTX, id int64) error {
+	_, err := db.Exec(ctx, uploadTokenTouch, id)
+	return err
 }

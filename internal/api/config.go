@@ -41,6 +41,10 @@ type Config struct {
 	// OPERATOR_BCRYPT_CONCURRENCY).
 	Login LoginConfig
 
+	// UploadAuth throttles failed Apple Health uploads per source
+	// (APPLE_HEALTH_AUTH_*).
+	UploadAuth UploadAuthConfig
+
 	// WebhookMaxBodyBytes limits a callback's body; larger ones get 413.
 	WebhookMaxBodyBytes int64 `env:"WEBHOOK_MAX_BODY_BYTES, default=65536"`
 

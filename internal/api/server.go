@@ -42,6 +42,7 @@ type Server struct {
 
 	operator *operatorAuth
 	sso      *sso // nil without OIDC
+	uploads  *uploadThrottle
 	riverUI  *riverui.Handler
 	handler  http.Handler
 }
@@ -109,6 +110,7 @@ func New(cfg Config, pool *pgxpool.Pool, client *river.Client[pgx.Tx], logger *s
 		twilioValidator: twilioclient.NewRequestValidator(cfg.TwilioAuthToken),
 		operator:        operator,
 		sso:             sso,
+		uploads:         newUploadThrottle(cfg.UploadAuth),
 		riverUI:         ui,
 	}
 	s.handler = s.routes()

@@ -7,7 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/time/rate"
 
 	"github.com/switchboard-health/switchboard/internal/applehealth"
 	"github.com/switchboard-health/switchboard/internal/googlehealth"
@@ -113,6 +120,78 @@ func (s *Server) handleGoogleHealthWebhook() http.Handler {
 	})
 }
 
+// UploadAuthConfig throttles failed Apple Health uploads per source
+// (APPLE_HEALTH_AUTH_* variables). Zero fields take the defaults.
+type UploadAuthConfig struct {
+	// FailuresPerIP uploads with a wrong token from one source address (an
+	// IPv6 /64) make it wait: it gets one more try every Refill, answered
+	// 429 before any database work meanwhile.
+	FailuresPerIP int           `env:"APPLE_HEALTH_AUTH_FAILURES_PER_IP, default=20"`
+	Refill        time.Duration `env:"APPLE_HEALTH_AUTH_REFILL, default=1m"`
+	// Tracked bounds how many sources are remembered (least recently
+	// failed forgotten first), so the throttle's memory is bounded.
+	Tracked int `env:"APPLE_HEALTH_AUTH_TRACKED, default=10000"`
+}
+
+func (c UploadAuthConfig) withDefaults() UploadAuthConfig {
+	if c.FailuresPerIP <= 0 {
+		c.FailuresPerIP = 20
+	}
+	if c.Refill <= 0 {
+		c.Refill = time.Minute
+	}
+	if c.Tracked <= 0 {
+		c.Tracked = 10000
+	}
+	return c
+}
+
+var uploadAuthFailures = promauto.NewCounterVec(prometheus.CounterOpts{
+	Namespace: "switchboard",
+	Name:      "wearables_upload_auth_failures_total",
+	Help:      "Apple Health uploads refused for their token, by reason (invalid_token: checked and wrong; throttled: refused before any database work).",
+}, []string{"reason"})
+
+// uploadThrottle is a token bucket (golang.org/x/time/rate) per source of
+// failed upload authentications, kept in a bounded LRU (golang-lru/v2).
+type uploadThrottle struct {
+	cfg   UploadAuthConfig
+	bySrc *lru.Cache[string, *rate.Limiter]
+}
+
+func newUploadThrottle(cfg UploadAuthConfig) *uploadThrottle {
+	cfg = cfg.withDefaults()
+	c, _ := lru.New[string, *rate.Limiter](cfg.Tracked) // fails only for size <= 0
+	return &uploadThrottle{cfg: cfg, bySrc: c}
+}
+
+func (u *uploadThrottle) limiter(src string) *rate.Limiter {
+	if l, ok := u.bySrc.Get(src); ok {
+		return l
+	}
+	l := rate.NewLimiter(rate.Every(u.cfg.Refill), u.cfg.FailuresPerIP)
+	if prev, ok, _ := u.bySrc.PeekOrAdd(src, l); ok {
+		return prev
+	}
+	return l
+}
+
+// blocked reports whether src has used up its failed uploads, and for how
+// long. A source that never failed is not tracked.
+func (u *uploadThrottle) blocked(src string, now time.Time) (time.Duration, bool) {
+	l, ok := u.bySrc.Peek(src)
+	if !ok || l.TokensAt(now) >= 1 {
+		return 0, false
+	}
+	r := l.ReserveN(now, 1)
+	wait := r.DelayFrom(now)
+	r.CancelAt(now)
+	return wait, true
+}
+
+// failed spends one try of src.
+func (u *uploadThrottle) failed(src string, now time.Time) { u.limiter(src).AllowN(now, 1) }
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -134,8 +213,19 @@ func (s *Server) handleAppleHealthSamples(w http.ResponseWriter, r *http.Request
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing bearer token"})
 		return
 	}
+	src, now := sourceKey(r), time.Now()
+	if wait, blocked := s.uploads.blocked(src, now); blocked {
+		// Refused before any database work: a source guessing tokens costs
+		// nothing but this map lookup.
+		uploadAuthFailures.WithLabelValues("throttled").Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(max(int((wait+time.Second-1)/time.Second), 1)))
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many failed uploads from this address, try again later"})
+		return
+	}
 	u, err := s.cfg.Wearables.AuthenticateUpload(ctx, strings.TrimSpace(tok))
 	if errors.Is(err, wearables.ErrUploadToken) {
+		s.uploads.failed(src, now)
+		uploadAuthFailures.WithLabelValues("invalid_token").Inc()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard", error="invalid_token"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid upload token"})
 		return

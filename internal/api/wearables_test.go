@@ -2,15 +2,18 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,9 +43,22 @@ type wBundle struct {
 	token   string
 }
 
-func wsetup(t *testing.T) *wBundle {
+func wsetup(t *testing.T) *wBundle { t.Helper(); return wsetupWith(t, nil, nil) }
+
+// wsetupWith is wsetup with the api and wearables on a pool whose
+// statements tracer sees (nil: none), and the api config mutated.
+func wsetupWith(t *testing.T, tracer pgx.QueryTracer, mutate func(*api.Config)) *wBundle {
 	t.Helper()
 	pool, _ := dbtest.NewPool(t)
+	servePool := pool
+	if tracer != nil {
+		pc, err := pgxpool.ParseConfig(pool.Config().ConnString())
+		require.NoError(t, err)
+		pc.ConnConfig.Tracer = tracer
+		servePool, err = pgxpool.NewWithConfig(t.Context(), pc)
+		require.NoError(t, err)
+		t.Cleanup(servePool.Close)
+	}
 	sb := googlehealthsandbox.New(googlehealthsandbox.Config{ClientID: "cid", ClientSecret: "cs", WebhookSecret: hookSecret}, nil)
 	keyset := filepath.Join(t.TempDir(), "keyset.json")
 	require.NoError(t, sb.WriteKeyset(keyset))
@@ -50,12 +66,16 @@ func wsetup(t *testing.T) *wBundle {
 	_, _ = rand.Read(k[:])
 	keys, err := secrets.Parse("k1:" + base64.StdEncoding.EncodeToString(k[:]))
 	require.NoError(t, err)
-	w, err := wearables.NewAPI(wearables.Deps{Pool: pool, Keys: keys, Config: wearables.Config{
+	w, err := wearables.NewAPI(wearables.Deps{Pool: servePool, Keys: keys, Config: wearables.Config{
 		PublicBaseURL: testBaseURL, UploadMaxBytes: 4096,
 		Google: googlehealth.Config{ClientID: "cid", ClientSecret: "cs", WebhookSecret: hookSecret, WebhookKeyset: keyset, WebhookRequireAuthorization: true},
 	}})
 	require.NoError(t, err)
-	srv, err := api.New(api.Config{PublicBaseURL: testBaseURL, WebhookMaxBodyBytes: 4096, Wearables: w}, pool, newClient(t, pool, api.RiverSchema), slog.New(slog.DiscardHandler))
+	acfg := api.Config{PublicBaseURL: testBaseURL, WebhookMaxBodyBytes: 4096, Wearables: w}
+	if mutate != nil {
+		mutate(&acfg)
+	}
+	srv, err := api.New(acfg, servePool, newClient(t, servePool, api.RiverSchema), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(t.Context()))
 	b := &wBundle{pool: pool, sb: sb, handler: srv.Handler()}
@@ -309,4 +329,94 @@ func TestConnectLinkRoutes(t *testing.T) {
 	rec = b.do(http.MethodGet, "/oauth/google-health/callback?state="+url.QueryEscape(state)+"&code=x", nil, nil)
 	require.Equal(t, http.StatusForbidden, rec.Code)
 	require.Zero(t, b.count(t, "SELECT count(*) FROM switchboard.oauth_states WHERE used_at IS NOT NULL"))
+}
+
+// statements counts the SQL statements a pool sends, and the writes among
+// them (INSERT, UPDATE, DELETE, or a function call that may write).
+type statements struct{ all, writes atomic.Int64 }
+
+func (c *statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	c.all.Add(1)
+	sql := strings.ToUpper(d.SQL)
+	for _, w := range []string{"INSERT ", "UPDATE ", "DELETE ", "SELECT SWITCHBOARD."} {
+		if strings.Contains(sql, w) {
+			c.writes.Add(1)
+			break
+		}
+	}
+	return ctx
+}
+
+func (*statements) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TestAppleHealthBadUploadsWriteNothingAndAreThrottled: every upload with a
+// wrong token used to run UPDATE … RETURNING, unthrottled. Now the check is
+// one read-only SELECT, and a source past its failed tries is answered 429
+// without any database work. The 1,000-upload figure in the README is this
+// test's log line (go test -run TestAppleHealthBadUploads -v ./internal/api/).
+func TestAppleHealthBadUploadsWriteNothingAndAreThrottled(t *testing.T) {
+	t.Parallel()
+	var st statements
+	// Refill an hour: no try comes back during the test, whatever the load.
+	b := wsetupWith(t, &st, func(c *api.Config) { c.UploadAuth = api.UploadAuthConfig{FailuresPerIP: 20, Refill: time.Hour} })
+	body := []byte(`{"samples":[` + sample("11111111-1111-1111-1111-111111111111") + `]}`)
+	st.all.Store(0)
+	st.writes.Store(0)
+	codes := map[int]int{}
+	const n = 1000
+	for i := range n {
+		rec := b.do(http.MethodPost, samplesPath, body, map[string]string{"Authorization": fmt.Sprintf("Bearer wrong-%d", i)})
+		codes[rec.Code]++
+	}
+	t.Logf("%d uploads with wrong tokens from one address: %v; SQL statements %d, writes %d", n, codes, st.all.Load(), st.writes.Load())
+	require.Zero(t, st.writes.Load(), "a wrong token writes nothing")
+	require.Equal(t, 20, codes[http.StatusUnauthorized])
+	require.Equal(t, n-20, codes[http.StatusTooManyRequests])
+	require.EqualValues(t, 20, st.all.Load(), "throttled uploads never reach the database")
+	require.Zero(t, b.count(t, "SELECT count(*) FROM switchboard.upload_tokens WHERE last_used_at IS NOT NULL"))
+
+	// Another address is not affected; a right token from it works.
+	req := httptest.NewRequest(http.MethodPost, samplesPath, bytes.NewReader(body))
+	req.RemoteAddr = "192.0.2.77:5555"
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	rec := httptest.NewRecorder()
+	b.handler.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM switchboard.upload_tokens WHERE last_used_at IS NOT NULL"))
+}
+
+// TestAppleHealthUploadTokenExpiryAndRotation: tokens never expired. Now a
+// token lives 90 days; issuing a new one leaves the old working for an
+// hour of grace, then only the new one works. Time is moved in the
+// database, not waited for.
+func TestAppleHealthUploadTokenExpiryAndRotation(t *testing.T) {
+	t.Parallel()
+	b := wsetup(t)
+	body := []byte(`{"samples":[` + sample("11111111-1111-1111-1111-111111111111") + `]}`)
+	upload := func(tok string) int {
+		return b.do(http.MethodPost, samplesPath, body, map[string]string{"Authorization": "Bearer " + tok}).Code
+	}
+	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM switchboard.upload_tokens WHERE expires_at - created_at = interval '90 days'"))
+	require.Equal(t, http.StatusAccepted, upload(b.token))
+
+	// Rotation: a new token; the old one works during the grace hour.
+	var fresh string
+	require.NoError(t, pgx.BeginFunc(t.Context(), b.pool, func(tx pgx.Tx) error {
+		var err error
+		fresh, err = jobs.WearablesUploadToken(t.Context(), tx, "p-1")
+		return err
+	}))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM switchboard.upload_tokens
+		WHERE revoked_at BETWEEN now() + interval '59 minutes' AND now() + interval '61 minutes'`))
+	require.Equal(t, http.StatusAccepted, upload(b.token), "old token in its grace hour")
+	require.Equal(t, http.StatusAccepted, upload(fresh))
+	// The grace hour passes.
+	_, err := b.pool.Exec(t.Context(), "UPDATE switchboard.upload_tokens SET revoked_at = now() - interval '1 second' WHERE revoked_at IS NOT NULL")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusUnauthorized, upload(b.token), "old token after its grace")
+	require.Equal(t, http.StatusAccepted, upload(fresh))
+	// 90 days pass.
+	_, err = b.pool.Exec(t.Context(), "UPDATE switchboard.upload_tokens SET expires_at = now() - interval '1 second'")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusUnauthorized, upload(fresh), "expired token")
 }

@@ -355,12 +355,13 @@ func (a *API) StoreNotification(ctx context.Context, ins Inserter, body []byte) 
 	return stored, err
 }
 
-// Uploader is an authenticated Apple Health connection.
-type Uploader struct{ ConnectionID, PatientID int64 }
+// Uploader is an authenticated Apple Health connection and the token used.
+type Uploader struct{ TokenID, ConnectionID, PatientID int64 }
 
-// AuthenticateUpload resolves a bearer upload token. It returns
-// ErrUploadToken when the token is unknown, revoked, or its connection is
-// not active.
+// AuthenticateUpload resolves a bearer upload token with one read-only
+// query (a wrong token writes nothing). It returns ErrUploadToken when the
+// token is unknown, expired, revoked (past its rotation grace), or its
+// connection is not active.
 func (a *API) AuthenticateUpload(ctx context.Context, token string) (Uploader, error) {
 	if token == "" || len(token) > 200 {
 		return Uploader{}, ErrUploadToken
@@ -372,7 +373,7 @@ func (a *API) AuthenticateUpload(ctx context.Context, token string) (Uploader, e
 	if err != nil {
 		return Uploader{}, err
 	}
-	return Uploader{ConnectionID: row.ConnectionID, PatientID: row.PatientID}, nil
+	return Uploader{TokenID: row.TokenID, ConnectionID: row.ConnectionID, PatientID: row.PatientID}, nil
 }
 
 // UploadResult is the 202 answer of an upload.
@@ -404,6 +405,9 @@ func (a *API) StoreUpload(ctx context.Context, ins Inserter, u Uploader, body []
 	}
 	res := UploadResult{Received: len(qs), Deleted: len(deleted), UnknownTypes: []string{}}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := s.q.UploadTokenTouch(ctx, tx, u.TokenID); err != nil {
+			return err
+		}
 		id, err := s.q.AppleUploadInsert(ctx, tx, db.AppleUploadInsertParams{
 			ConnectionID: u.ConnectionID, SampleCount: int32(len(qs)), Deleted: deleted,
 		})

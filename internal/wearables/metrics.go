@@ -28,10 +28,6 @@ var (
 		Name: "switchboard_wearables_account_swaps_refused_total",
 		Help: "Consents refused because they would attach a different Google account to a patient who has one.",
 	})
-	uploadAuthFailures = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "switchboard_wearables_upload_auth_failures_total",
-		Help: "Apple Health uploads refused before reading the body, by reason (invalid_token, throttled).",
-	}, []string{"reason"})
 
 	stalePool atomic.Pointer[pgxpool.Pool]
 	staleOnce sync.Once
