@@ -76,7 +76,7 @@ const attemptSettle = `-- name: AttemptSettle :execrows
 UPDATE switchboard.message_attempts
 SET outcome = $1, finished_at = coalesce(finished_at, now()),
     provider_message_id = coalesce(provider_message_id, $2)
-WHERE id = $3 AND (outcome IS NULL OR outcome = 'ambiguous')
+WHERE id = $3 AND (outcome IS NULL OR outcome IN ('ambiguous', 'held'))
 `
 
 type AttemptSettleParams struct {
@@ -135,13 +135,14 @@ func (q *Queries) AttemptsAccept(ctx context.Context, db DBTX, arg AttemptsAccep
 
 const attemptsLatestUnresolved = `-- name: AttemptsLatestUnresolved :many
 SELECT DISTINCT ON (message_id) id, message_id, provider, job_id, job_attempt, started_at, finished_at, outcome, provider_message_id, http_status, error_code FROM switchboard.message_attempts
-WHERE message_id = ANY ($1::bigint[]) AND (outcome IS NULL OR outcome = 'ambiguous')
+WHERE message_id = ANY ($1::bigint[]) AND (outcome IS NULL OR outcome IN ('ambiguous', 'held'))
 ORDER BY message_id, id DESC
 `
 
 // The newest attempt of each message whose request may have been accepted
-// without our knowing: in flight (no outcome) or ambiguous. Such an attempt
-// is reconciled with the provider before anything is sent again.
+// without our knowing: in flight (no outcome), ambiguous, or held for an
+// operator. Such an attempt is reconciled with the provider before anything
+// is sent again.
 func (q *Queries) AttemptsLatestUnresolved(ctx context.Context, db DBTX, messageIds []int64) ([]MessageAttempt, error) {
 	rows, err := db.Query(ctx, attemptsLatestUnresolved, messageIds)
 	if err != nil {
@@ -219,6 +220,42 @@ func (q *Queries) AttemptsStart(ctx context.Context, db DBTX, arg AttemptsStartP
 			return nil, err
 		}
 		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const providerIDsTakenElsewhere = `-- name: ProviderIDsTakenElsewhere :many
+SELECT m.provider_message_id::text FROM switchboard.messages m
+WHERE m.provider = $1::text AND m.provider_message_id = ANY ($2::text[]) AND m.id <> $3::bigint
+UNION
+SELECT a.provider_message_id::text FROM switchboard.message_attempts a
+WHERE a.provider = $1::text AND a.provider_message_id = ANY ($2::text[]) AND a.message_id <> $3::bigint
+`
+
+type ProviderIDsTakenElsewhereParams struct {
+	Provider           string
+	ProviderMessageIds []string
+	MessageID          int64
+}
+
+// Which of a provider's message ids another message has adopted (on the
+// message, or on one of its attempts): a reconciliation never takes them.
+func (q *Queries) ProviderIDsTakenElsewhere(ctx context.Context, db DBTX, arg ProviderIDsTakenElsewhereParams) ([]string, error) {
+	rows, err := db.Query(ctx, providerIDsTakenElsewhere, arg.Provider, arg.ProviderMessageIds, arg.MessageID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var m_provider_message_id string
+		if err := rows.Scan(&m_provider_message_id); err != nil {
+			return nil, err
+		}
+		items = append(items, m_provider_message_id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -31,15 +31,25 @@ WHERE id = @id;
 UPDATE switchboard.message_attempts
 SET outcome = @outcome, finished_at = coalesce(finished_at, now()),
     provider_message_id = coalesce(provider_message_id, sqlc.narg(provider_message_id))
-WHERE id = @id AND (outcome IS NULL OR outcome = 'ambiguous');
+WHERE id = @id AND (outcome IS NULL OR outcome IN ('ambiguous', 'held'));
 
 -- name: AttemptsLatestUnresolved :many
 -- The newest attempt of each message whose request may have been accepted
--- without our knowing: in flight (no outcome) or ambiguous. Such an attempt
--- is reconciled with the provider before anything is sent again.
+-- without our knowing: in flight (no outcome), ambiguous, or held for an
+-- operator. Such an attempt is reconciled with the provider before anything
+-- is sent again.
 SELECT DISTINCT ON (message_id) * FROM switchboard.message_attempts
-WHERE message_id = ANY (@message_ids::bigint[]) AND (outcome IS NULL OR outcome = 'ambiguous')
+WHERE message_id = ANY (@message_ids::bigint[]) AND (outcome IS NULL OR outcome IN ('ambiguous', 'held'))
 ORDER BY message_id, id DESC;
 
 -- name: AttemptListByMessage :many
 SELECT * FROM switchboard.message_attempts WHERE message_id = @message_id ORDER BY id;
+
+-- name: ProviderIDsTakenElsewhere :many
+-- Which of a provider's message ids another message has adopted (on the
+-- message, or on one of its attempts): a reconciliation never takes them.
+SELECT m.provider_message_id::text FROM switchboard.messages m
+WHERE m.provider = @provider::text AND m.provider_message_id = ANY (@provider_message_ids::text[]) AND m.id <> @message_id::bigint
+UNION
+SELECT a.provider_message_id::text FROM switchboard.message_attempts a
+WHERE a.provider = @provider::text AND a.provider_message_id = ANY (@provider_message_ids::text[]) AND a.message_id <> @message_id::bigint;

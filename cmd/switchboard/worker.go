@@ -247,7 +247,9 @@ func smsProviders(ctx context.Context, cfg workerConfig, transport http.RoundTri
 		if err != nil {
 			return nil, usageError{msg: err.Error()}
 		}
-		p.Destination = registry.Register(name, settings, sms.Outcome)
+		// Only sends count toward an SMS destination's breaker: look-ups
+		// that work while sends fail must not hold it closed.
+		p.Destination = registry.Register(name, settings, sms.Outcome).CountWritesOnly()
 		if settings.RateLimit != "" {
 			lim, err := ratelimit.ParseLimit(settings.RateLimit)
 			if err != nil {

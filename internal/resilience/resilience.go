@@ -177,6 +177,22 @@ type Destination struct {
 	// for a configured one.
 	unconfigured string
 	lastCall     atomic.Int64 // unix nanos of the last call that reached the destination
+	// writesOnly: idempotent calls (look-ups) do not count toward the
+	// breakers while they are closed (CountWritesOnly).
+	writesOnly bool
+	execRead   failsafe.Executor[any] // bulkhead and timeout (and retry), no breakers
+}
+
+// CountWritesOnly makes the breakers count only calls that are not
+// idempotent (sends), and returns d. A destination whose reads keep working
+// while its writes fail (a provider answering 500 to every send while its
+// list endpoint works) would otherwise have its breaker held closed by the
+// successful look-ups, and its jobs would never fail over. While a breaker
+// is not closed an idempotent call is still its trial call (the probe).
+// Call it once, right after Register, before any call.
+func (d *Destination) CountWritesOnly() *Destination {
+	d.writesOnly = true
+	return d
 }
 
 // Name returns the destination's name.
@@ -232,6 +248,9 @@ func (d *Destination) Call(ctx context.Context, idempotent bool, fn func(context
 	exec := d.exec
 	if idempotent && d.execRetry != nil {
 		exec = d.execRetry
+	}
+	if idempotent && d.writesOnly && d.BreakerState() == "closed" {
+		exec = d.execRead
 	}
 	var (
 		ran   bool
@@ -349,6 +368,7 @@ func (r *Registry) Register(name string, s Settings, classify func(error) Outcom
 	}
 	guards = append(guards, d.breaker, d.bulkhead, to)
 	d.exec = failsafe.With[any](guards...)
+	d.execRead = failsafe.With[any](d.bulkhead, to)
 	if s.Retries > 0 {
 		retry := retrypolicy.NewBuilder[any]().
 			HandleIf(failing).
@@ -359,6 +379,7 @@ func (r *Registry) Register(name string, s Settings, classify func(error) Outcom
 			ReturnLastFailure().
 			Build()
 		d.execRetry = failsafe.With[any](append([]failsafe.Policy[any]{retry}, guards...)...)
+		d.execRead = failsafe.With[any](retry, d.bulkhead, to)
 	}
 	r.dests[name] = d
 	breakerGauge.WithLabelValues(name).Set(0)

@@ -273,3 +273,36 @@ func TestUnconfiguredDestinationHoldsItsCalls(t *testing.T) {
 		"SELECT last_failure_class FROM switchboard.destination_health WHERE destination = 'twilio'").Scan(&class))
 	require.Equal(t, "unconfigured", class)
 }
+
+// A provider that answers 5xx to every send while its list endpoint works:
+// with CountWritesOnly the successful look-ups do not hold the breaker
+// closed, so the sends' failures open it (and jobs fail over); without it
+// they would.
+func TestLookupsDoNotHoldTheBreakerClosed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	vars := map[string]string{
+		"DEST_VENDOR_BREAKER_MIN_CALLS":            "4",
+		"DEST_VENDOR_BREAKER_FAILURE_RATE":         "0.5",
+		"DEST_VENDOR_BREAKER_CONSECUTIVE_FAILURES": "0",
+		"DEST_VENDOR_RETRIES":                      "0",
+	}
+	send := func(context.Context) error { return fmt.Errorf("error sending: %w", errServer) }
+	lookup := func(context.Context) error { return nil }
+	drive := func(d *resilience.Destination) {
+		for range 4 {
+			_ = d.Call(ctx, false, send)
+			for range 3 {
+				_ = d.Call(ctx, true, lookup)
+			}
+		}
+	}
+
+	counted := resilience.New(nil).Register("vendor", settings(t, vars), classify)
+	drive(counted)
+	require.Equal(t, "closed", counted.BreakerState(), "look-ups counted: the breaker never opens")
+
+	writesOnly := resilience.New(nil).Register("vendor", settings(t, vars), classify).CountWritesOnly()
+	drive(writesOnly)
+	require.Equal(t, "open", writesOnly.BreakerState(), "only sends counted: four failed sends open it")
+}

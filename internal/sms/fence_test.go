@@ -3,6 +3,7 @@ package sms_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -33,7 +34,21 @@ type direct struct {
 	sandbox *twiliosandbox.Server
 	twilio  *twilio.Client
 	worker  *sms.SendWorker
+	client  *river.Client[pgx.Tx]
 	ctx     context.Context // a Work context: River's client (not started) in it
+}
+
+// start starts the River client: it works the available jobs from now on.
+func (d *direct) start(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	require.NoError(t, d.client.Start(ctx))
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = d.client.StopAndCancel(c)
+	})
 }
 
 // newDirect starts a Twilio sandbox behind wrap (nil: none) and a send
@@ -58,9 +73,10 @@ func newDirect(t *testing.T, cfg sms.Config, wrap func(http.Handler) http.Handle
 	w := sms.NewSendWorker(cfg, pool, sms.SendDeps{Providers: []sms.Provider{{Sender: tw}}}, logger)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, w)
-	client, err := worker.NewClient(worker.Config{Queues: "sms=1"}, pool, workers, nil, logger)
+	client, err := worker.NewClient(worker.Config{Queues: "sms=2", FetchCooldown: 10 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond},
+		pool, workers, nil, logger)
 	require.NoError(t, err)
-	return &direct{pool: pool, sandbox: box, twilio: tw, worker: w, ctx: rivertest.WorkContext(context.Background(), client)}
+	return &direct{pool: pool, sandbox: box, twilio: tw, worker: w, client: client, ctx: rivertest.WorkContext(context.Background(), client)}
 }
 
 // message enqueues a message (its job stays available: no client runs).
@@ -92,12 +108,55 @@ func (d *direct) fetch(t *testing.T, id int64, attempt int) *river.Job[jobs.SMSS
 // started ago.
 func (d *direct) ambiguousAttempt(t *testing.T, id int64, ago time.Duration) int64 {
 	t.Helper()
+	return d.ambiguousAttemptAt(t, id, time.Now().Add(-ago))
+}
+
+// ambiguousAttemptAt records an attempt on Twilio started at, whose answer
+// was lost.
+func (d *direct) ambiguousAttemptAt(t *testing.T, id int64, at time.Time) int64 {
+	t.Helper()
 	var att int64
 	require.NoError(t, d.pool.QueryRow(context.Background(), `
 		INSERT INTO switchboard.message_attempts (message_id, provider, started_at, finished_at, outcome, http_status)
-		VALUES ($1, 'twilio', now() - $2::interval, now() - $2::interval, 'ambiguous', 500) RETURNING id`,
-		id, ago.String()).Scan(&att))
+		VALUES ($1, 'twilio', $2, $2, 'ambiguous', 500) RETURNING id`, id, at).Scan(&att))
 	return att
+}
+
+// sendCopy hands message id to the sandbox as the worker would (status
+// callback with ?m=), as if the answer had then been lost, and returns the
+// copy as the sandbox stored it.
+func (d *direct) sendCopy(t *testing.T, id int64, body string) twiliosandbox.Message {
+	t.Helper()
+	acc, err := d.twilio.Send(context.Background(), sms.Outbound{MessageID: id, To: testTo, Body: body,
+		StatusCallbackURL: fmt.Sprintf("https://switchboard.example.com/webhooks/twilio/status?m=%d", id)})
+	require.NoError(t, err)
+	for _, m := range d.sandbox.Messages() {
+		if m.SID == acc.ProviderMessageID {
+			return m
+		}
+	}
+	t.Fatalf("sandbox has no message %s", acc.ProviderMessageID)
+	return twiliosandbox.Message{}
+}
+
+// sid is message id's provider id, or "".
+func (d *direct) sid(t *testing.T, id int64) string {
+	t.Helper()
+	var sid *string
+	require.NoError(t, d.pool.QueryRow(context.Background(), "SELECT provider_message_id FROM switchboard.messages WHERE id = $1", id).Scan(&sid))
+	if sid == nil {
+		return ""
+	}
+	return *sid
+}
+
+func (d *direct) outcomes(t *testing.T, id int64) []string {
+	t.Helper()
+	rows, err := d.pool.Query(context.Background(), "SELECT coalesce(outcome, 'open') FROM switchboard.message_attempts WHERE message_id = $1 ORDER BY id", id)
+	require.NoError(t, err)
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return out
 }
 
 func (d *direct) copies(body string) int {
@@ -180,4 +239,130 @@ func TestRunThatLostItsJobSendsNothing(t *testing.T) {
 	// The run that holds the job sends it.
 	require.NoError(t, d.worker.Work(d.ctx, d.fetch(t, id, 3)))
 	require.Equal(t, 1, d.copies(testBody))
+}
+
+// Two different messages with the same body to the same number ("Reply
+// YES") were each sent once, and both answers were lost. Each reconciles to
+// its own copy — the one created closest after its attempt started, never
+// one another message adopted — so neither is lost and neither is resent.
+func TestSameBodyMessagesReconcileToTheirOwnCopies(t *testing.T) {
+	t.Parallel()
+	d := newDirect(t, sms.Config{InFlightGrace: time.Millisecond}, nil)
+	const body = "Reply YES to confirm your visit."
+	first, second := d.message(t, "same-body-1", body), d.message(t, "same-body-2", body)
+
+	c1 := d.sendCopy(t, first, body)
+	for !time.Now().After(c1.CreatedAt.Add(time.Second)) { // Twilio dates are whole seconds
+		time.Sleep(50 * time.Millisecond)
+	}
+	c2 := d.sendCopy(t, second, body)
+	require.True(t, c2.CreatedAt.After(c1.CreatedAt))
+	d.ambiguousAttemptAt(t, first, c1.CreatedAt)
+	d.ambiguousAttemptAt(t, second, c2.CreatedAt)
+
+	// The later message reconciles first: the newest copy is its own.
+	require.NoError(t, d.worker.Work(d.ctx, d.fetch(t, second, 1)))
+	// The earlier one: the newest copy is taken; its own is closest.
+	require.NoError(t, d.worker.Work(d.ctx, d.fetch(t, first, 1)))
+
+	require.Equal(t, c1.SID, d.sid(t, first), "the first message has its own copy")
+	require.Equal(t, c2.SID, d.sid(t, second), "the second message has its own copy")
+	require.Equal(t, []string{"reconciled_found"}, d.outcomes(t, first))
+	require.Equal(t, []string{"reconciled_found"}, d.outcomes(t, second))
+	require.Equal(t, 2, d.sandbox.CreateCalls(), "nothing was resent")
+}
+
+// Two same-body messages whose copies Twilio created in the same second,
+// with nothing to tell them apart (Twilio does not echo the callback URL):
+// both are held for an operator — attempt outcome held, event message.held,
+// dead letter of class reconcile_undecided — never resent, never adopted.
+func TestIndistinguishableCopiesAreHeldForAnOperator(t *testing.T) {
+	t.Parallel()
+	d := newDirect(t, sms.Config{InFlightGrace: time.Millisecond}, nil)
+	var ids []int64
+	for try := 0; ; try++ {
+		require.Less(t, try, 10, "never managed two copies in one second")
+		body := fmt.Sprintf("Your code is ready (%d).", try)
+		a, b := d.message(t, fmt.Sprintf("twin-a-%d", try), body), d.message(t, fmt.Sprintf("twin-b-%d", try), body)
+		ca, cb := d.sendCopy(t, a, body), d.sendCopy(t, b, body)
+		if ca.CreatedAt.Equal(cb.CreatedAt) {
+			d.ambiguousAttemptAt(t, a, ca.CreatedAt)
+			d.ambiguousAttemptAt(t, b, cb.CreatedAt)
+			ids = []int64{a, b}
+			break
+		}
+		// Straddled a second: these two are decidable; end them and retry.
+		_, err := d.pool.Exec(context.Background(), "UPDATE switchboard.messages SET status = 'cancelled' WHERE id = ANY($1)", []int64{a, b})
+		require.NoError(t, err)
+	}
+	creates := d.sandbox.CreateCalls()
+	d.start(t)
+
+	ctx := context.Background()
+	for _, id := range ids {
+		require.Eventually(t, func() bool {
+			var state string
+			require.NoError(t, d.pool.QueryRow(ctx, "SELECT j.state FROM switchboard.river_job j JOIN switchboard.messages m ON m.job_id = j.id WHERE m.id = $1", id).Scan(&state))
+			return state == "cancelled"
+		}, 60*time.Second, 20*time.Millisecond)
+		require.Equal(t, []string{"held"}, d.outcomes(t, id))
+		require.Empty(t, d.sid(t, id), "nothing adopted")
+		var class string
+		require.NoError(t, d.pool.QueryRow(ctx, `SELECT class FROM switchboard.dead_letters
+			WHERE job_id = (SELECT job_id FROM switchboard.messages WHERE id = $1)`, id).Scan(&class))
+		require.Equal(t, sms.OutcomeReconcileUndecided, class)
+		var held int
+		require.NoError(t, d.pool.QueryRow(ctx, "SELECT count(*) FROM switchboard.events WHERE kind = 'message.held' AND subject = $1",
+			fmt.Sprintf("message/%d", id)).Scan(&held))
+		require.Equal(t, 1, held)
+		var cancelled bool
+		require.NoError(t, d.pool.QueryRow(ctx, "SELECT switchboard.cancel_sms($1)", id).Scan(&cancelled))
+		require.False(t, cancelled, "a held message may have been sent: cancel_sms refuses it")
+	}
+	require.Equal(t, creates, d.sandbox.CreateCalls(), "nothing was resent")
+}
+
+// An attempt whose answer was lost (a timeout, a 5xx) may still be queued
+// at the provider's edge: inside the in-flight grace the run neither looks
+// it up nor resends; it waits until the grace ends.
+func TestAmbiguousAttemptInsideTheGraceWaits(t *testing.T) {
+	t.Parallel()
+	const grace = time.Hour
+	d := newDirect(t, sms.Config{InFlightGrace: grace}, nil)
+	id := d.message(t, "inside-grace", testBody)
+	d.ambiguousAttempt(t, id, time.Second)
+
+	err := d.worker.Work(d.ctx, d.fetch(t, id, 1))
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, err, &snooze)
+	require.Greater(t, snooze.Duration, grace-time.Minute, "waits until the grace ends")
+	require.LessOrEqual(t, snooze.Duration, grace, "never longer than one grace")
+	require.Zero(t, d.sandbox.ListCalls(), "no look-up inside the grace")
+	require.Zero(t, d.sandbox.CreateCalls(), "no resend")
+	require.Equal(t, []string{"ambiguous"}, d.outcomes(t, id))
+}
+
+// The request of an ambiguous attempt reaches the provider late (it sat at
+// the provider's edge). The run inside the grace waits; the run after it
+// looks the message up, finds the late copy and adopts it: one copy.
+func TestAmbiguousSendIsLookedUpWhenTheGraceEnds(t *testing.T) {
+	t.Parallel()
+	const grace = time.Hour
+	d := newDirect(t, sms.Config{InFlightGrace: grace}, nil)
+	id := d.message(t, "grace-ends", testBody)
+	att := d.ambiguousAttempt(t, id, time.Second)
+
+	err := d.worker.Work(d.ctx, d.fetch(t, id, 1))
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, err, &snooze, "inside the grace the run waits")
+
+	late := d.sendCopy(t, id, testBody) // the request queued at the edge is accepted now
+	_, err = d.pool.Exec(context.Background(), "UPDATE switchboard.message_attempts SET started_at = now() - interval '61 minutes' WHERE id = $1", att)
+	require.NoError(t, err) // the grace has ended
+
+	require.NoError(t, d.worker.Work(d.ctx, d.fetch(t, id, 1)))
+	require.Equal(t, late.SID, d.sid(t, id), "the late copy is adopted")
+	require.Equal(t, []string{"reconciled_found"}, d.outcomes(t, id))
+	require.Equal(t, 1, d.copies(testBody), "one copy")
+	require.Equal(t, 1, d.sandbox.ListCalls(), "one look-up, after the grace")
 }

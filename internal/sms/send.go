@@ -29,12 +29,14 @@ type Config struct {
 	// PublicBaseURL is where providers reach the api: status callbacks go to
 	// PublicBaseURL + /webhooks/<provider>/status?m=<message id>.
 	PublicBaseURL string `env:"PUBLIC_BASE_URL"`
-	// InFlightGrace is how long an attempt without an outcome is presumed to
-	// still be in flight in another process (at least the provider request
-	// timeout). A younger one makes the job wait instead of reconciling.
+	// InFlightGrace is how long an attempt without a known outcome (none
+	// yet, or ambiguous) is presumed to still be in flight — in another
+	// process, or queued at the provider's edge. A younger one makes the job
+	// wait instead of reconciling. At least SendTimeout.
 	InFlightGrace time.Duration `env:"SMS_INFLIGHT_GRACE, default=30s"`
-	// SendTimeout bounds one sms_send job.
-	SendTimeout time.Duration `env:"SMS_SEND_TIMEOUT, default=60s"`
+	// SendTimeout bounds one sms_send job. InFlightGrace is raised to it
+	// (with a warning) when configured shorter.
+	SendTimeout time.Duration `env:"SMS_SEND_TIMEOUT, default=30s"`
 	// QuietHours ("21:00-08:00", local to the message's time_zone) holds app
 	// messages until the window ends; empty disables.
 	QuietHours QuietHours `env:"SMS_QUIET_HOURS"`
@@ -75,6 +77,13 @@ type SendDeps struct {
 func NewSendWorker(cfg Config, pool *pgxpool.Pool, deps SendDeps, logger *slog.Logger) *SendWorker {
 	if cfg.InFlightGrace <= 0 {
 		cfg.InFlightGrace = 30 * time.Second
+	}
+	if cfg.SendTimeout > 0 && cfg.InFlightGrace < cfg.SendTimeout {
+		// A run may hold its request for up to the send timeout: a grace
+		// shorter than that would look up a message still on its way.
+		logger.Warn("SMS_INFLIGHT_GRACE is shorter than SMS_SEND_TIMEOUT; using SMS_SEND_TIMEOUT",
+			slog.Duration("configured", cfg.InFlightGrace), slog.Duration("using", cfg.SendTimeout))
+		cfg.InFlightGrace = cfg.SendTimeout
 	}
 	if deps.UnavailableLimit > 0 {
 		cfg.UnavailableLimit = deps.UnavailableLimit
@@ -235,6 +244,12 @@ func (w *SendWorker) work(ctx context.Context, job *river.Job[jobs.SMSSendArgs],
 		if err != nil || ended {
 			return err
 		}
+		// The provider provably has no copy. If its request failed on its
+		// side (ambiguous: 5xx, timeout), the provider is failing: the
+		// next attempt goes to the next provider, never to both.
+		if next := w.after(p.unresolved); next != from {
+			from, slotted = next, false
+		}
 	}
 
 	// Try the providers in order. Failover happens only when a provider
@@ -289,6 +304,22 @@ func (w *SendWorker) work(ctx context.Context, job *river.Job[jobs.SMSSendArgs],
 		return river.JobCancel(errors.New("no SMS provider is configured"))
 	}
 	return w.exhausted(ctx, job, last)
+}
+
+// after is the index of the provider to try first once a look-up proved
+// that att's provider has no copy: the next one in SMS_PROVIDERS (the first
+// after the last) when att failed ambiguously on its provider's side, else
+// the first.
+func (w *SendWorker) after(att *db.MessageAttempt) int {
+	if att.Outcome == nil || *att.Outcome != "ambiguous" || len(w.providers) < 2 {
+		return 0
+	}
+	for i, p := range w.providers {
+		if p.Name() == att.Provider {
+			return (i + 1) % len(w.providers)
+		}
+	}
+	return 0
 }
 
 // sendState is what deciding about one message reads, under its lock.
@@ -388,10 +419,14 @@ func (w *SendWorker) decide(st sendState, now time.Time) (plan, verdict) {
 		return p, verdict{decision: decideCancel, err: fmt.Errorf("message %d has no body (erased by retention)", msg.ID)}
 	}
 	if att := st.unresolved; att != nil {
-		if att.Outcome == nil && now.Sub(att.StartedAt) < w.cfg.InFlightGrace {
-			// Another process may be waiting for the provider right now:
-			// asking it too early would miss the message and send it twice.
-			return p, verdict{decision: decideSnooze, wait: w.cfg.InFlightGrace - now.Sub(att.StartedAt) + time.Second}
+		if inFlight(att) && now.Sub(att.StartedAt) < w.cfg.InFlightGrace {
+			// The request may still be in flight — in another process, or
+			// queued at the provider's edge after our side gave up (an
+			// ambiguous attempt): asking too early would miss the message
+			// and send it twice. Wait until the grace ends, at most one
+			// grace (a clock that ran ahead must not park the job).
+			wait := min(w.cfg.InFlightGrace-now.Sub(att.StartedAt)+time.Second, w.cfg.InFlightGrace)
+			return p, verdict{decision: decideSnooze, wait: wait}
 		}
 		p.unresolved = att
 	}
@@ -401,6 +436,13 @@ func (w *SendWorker) decide(st sendState, now time.Time) (plan, verdict) {
 		p.out.ValidityPeriod = msg.NotAfter.Sub(now)
 	}
 	return p, verdict{decision: decideSend}
+}
+
+// inFlight reports whether an attempt's request may still reach its
+// provider: no outcome yet, or an ambiguous one (it left, the answer was
+// lost). A held attempt waits for an operator, not for the grace.
+func inFlight(att *db.MessageAttempt) bool {
+	return att.Outcome == nil || *att.Outcome == "ambiguous"
 }
 
 // prepare locks the message and decides alone whether it is to be sent. It
@@ -454,7 +496,7 @@ func (w *SendWorker) decideLocked(ctx context.Context, tx pgx.Tx, job *river.Job
 		}
 		return p, errDone, w.complete(ctx, tx, job)
 	case decideSnooze:
-		if st.unresolved != nil && st.unresolved.Outcome == nil {
+		if st.unresolved != nil && inFlight(st.unresolved) {
 			w.logger.DebugContext(ctx, "an attempt may still be in flight; waiting before asking its provider",
 				slog.Int64("message_id", st.msg.ID), slog.Int64("attempt_id", st.unresolved.ID), slog.Duration("wait", v.wait))
 		}
@@ -471,62 +513,6 @@ func (w *SendWorker) decideLocked(ctx context.Context, tx pgx.Tx, job *river.Job
 func validNumber(e164 string) bool {
 	num, err := phonenumbers.Parse(e164, "")
 	return err == nil && phonenumbers.IsValidNumber(num)
-}
-
-// reconcile asks the provider of an unresolved attempt whether it accepted
-// the message. It reports ended when the job is finished (adopted, or the
-// message expired or was opted out meanwhile); otherwise sending may go on.
-func (w *SendWorker) reconcile(ctx context.Context, job *river.Job[jobs.SMSSendArgs], p plan) (bool, error) {
-	prov, ok := findProvider(w.providers, p.unresolved.Provider)
-	if !ok {
-		// Never resend without an answer: an operator must bring the
-		// provider back or settle the message.
-		return true, fmt.Errorf("error reconciling sms: provider %q of attempt %d is not configured", p.unresolved.Provider, p.unresolved.ID)
-	}
-	var found *Accepted
-	err := prov.call(ctx, true, func(ctx context.Context) error {
-		var err error
-		found, err = prov.Sender.FindSent(ctx, w.outbound(p.out, prov), p.unresolved.StartedAt)
-		return err
-	})
-	if err != nil {
-		se := AsSendError(prov.Name(), err)
-		switch se.Class {
-		case ClassThrottled:
-			return true, river.JobSnooze(max(se.RetryAfter, time.Second))
-		case ClassUnavailable:
-			return true, resilience.Snooze(ctx, job.JobRow, se.Err, w.cfg.UnavailableLimit)
-		}
-		return true, fmt.Errorf("error reconciling sms with provider: %w", se)
-	}
-	if found != nil {
-		w.logger.InfoContext(ctx, "adopted message the provider had accepted",
-			slog.Int64("message_id", job.Args.MessageID), slog.String("vendor", prov.Name()))
-		return true, w.adopt(ctx, job, prov, p.unresolved.ID, found, p)
-	}
-	// The provider never accepted it: send now, unless the message has
-	// since expired or its recipient opted out. Only the attempt asked
-	// about is settled; begin decides again before anything is sent.
-	ended := false
-	err = w.fenced(ctx, job, func(tx pgx.Tx) error {
-		if _, err := w.q.AttemptSettle(ctx, tx, db.AttemptSettleParams{ID: p.unresolved.ID, Outcome: ptr("reconciled_absent")}); err != nil {
-			return fmt.Errorf("error recording reconciliation: %w", err)
-		}
-		status, reason := StatusExpired, ReasonExpired
-		switch {
-		case p.expired:
-		case p.optedOut:
-			status, reason = StatusBlockedOptedOut, ReasonOptedOut
-		default:
-			return w.q.MessageRequeue(ctx, tx, p.out.MessageID)
-		}
-		ended = true
-		if err := w.finish(ctx, tx, p.out.MessageID, status, nil, reason); err != nil {
-			return err
-		}
-		return w.complete(ctx, tx, job)
-	})
-	return ended, err
 }
 
 // outbound is m as sent through prov: with prov's status callback URL.

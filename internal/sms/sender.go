@@ -44,10 +44,28 @@ type Sender interface {
 	// Send submits the message. On failure it returns a *SendError whose
 	// Class says whether the request may have been accepted.
 	Send(ctx context.Context, m Outbound) (Accepted, error)
-	// FindSent looks for a message the provider accepted for m's recipient
-	// and body since the given time. It returns (nil, nil) when there is none;
-	// it is how an ambiguous attempt is reconciled before any resend.
-	FindSent(ctx context.Context, m Outbound, since time.Time) (*Accepted, error)
+	// FindSent lists the messages the provider accepted since the given
+	// time (minus its clock skew) that may be m: to m's recipient, from our
+	// sender, with m's body — or carrying m's status callback URL where the
+	// provider echoes it, which is decisive (Candidate.Tagged); a message
+	// whose echoed callback is another message's is never listed. It
+	// returns none when there is none. It is how an attempt whose outcome
+	// was lost is reconciled before any resend; which candidate is m's copy
+	// is decided by the domain (send_reconcile.go), not the adapter.
+	FindSent(ctx context.Context, m Outbound, since time.Time) ([]Candidate, error)
+}
+
+// Candidate is a message a provider accepted that may be the copy of the
+// message looked for.
+type Candidate struct {
+	Accepted
+	// CreatedAt is when the provider created it, by its clock and at its
+	// precision (Twilio: whole seconds).
+	CreatedAt time.Time
+	// Tagged says the provider echoed the status callback URL, which
+	// carries ?m=<message id>, and it is the looked-for message's: this is
+	// its copy, whatever else was sent with the same body.
+	Tagged bool
 }
 
 // Class is the outcome class of a provider call (DESIGN.md "Outcomes").

@@ -59,12 +59,18 @@ func emitFinal(ctx context.Context, q *db.Queries, tx pgx.Tx, messageID int64, s
 	if reason != "" {
 		data["reason"] = reason
 	}
+	return emitEvent(ctx, q, tx, "message."+string(status), messageID, data)
+}
+
+// emitEvent records an event of kind about a message for the app; data
+// holds ids and codes only.
+func emitEvent(ctx context.Context, q *db.Queries, tx pgx.Tx, kind string, messageID int64, data map[string]any) error {
 	b, err := json.Marshal(data)
 	if err != nil {
 		return fmt.Errorf("error encoding event: %w", err)
 	}
 	if _, err := q.EventEmit(ctx, tx, db.EventEmitParams{
-		Kind:    "message." + string(status),
+		Kind:    kind,
 		Subject: "message/" + strconv.FormatInt(messageID, 10),
 		Data:    b,
 	}); err != nil {

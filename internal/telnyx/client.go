@@ -256,7 +256,7 @@ type detailRecordPage struct {
 	} `json:"meta"`
 }
 
-// FindSent looks for a message Telnyx accepted for m since the given time,
+// FindSent lists the messages Telnyx accepted for m since the given time,
 // to reconcile an attempt whose outcome was lost. Telnyx's Messaging API
 // cannot list messages, so it searches message detail records:
 //
@@ -266,17 +266,19 @@ type detailRecordPage struct {
 // keeping outbound records to m.To from the configured sender (cli, or
 // profile_id without a from number) created no earlier than since minus a
 // minute of clock skew, a few pages at most. Records carry no text, so the
-// newest few candidates are fetched (GET /v2/messages/{id}) and the first
-// whose webhook_url is m's status callback (it holds our message id) or,
-// without one, whose text is m's body, is returned. It returns (nil, nil)
-// when there is none.
+// newest few candidates are fetched (GET /v2/messages/{id}, which echoes the
+// webhook_url we sent): one whose webhook_url is m's status callback (it
+// holds our message id) is m's copy, sms.Candidate.Tagged, and ends the
+// search; one whose webhook_url is another URL is another message's and is
+// left out; one without a webhook URL is a candidate when its text is m's
+// body. It returns none when there is none.
 //
 // Telnyx may take a while to index a message: for an attempt younger than
 // Config.DetailRecordLag, finding nothing is an error of class
 // sms.ClassThrottled wrapping ErrRecordsNotSettled, RetryAfter the time
 // left. Other errors are *sms.SendError; reads are idempotent, so
 // timeouts and 5xx are sms.ClassRetryable.
-func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) (*sms.Accepted, error) {
+func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) ([]sms.Candidate, error) {
 	cutoff := since.Add(-clockSkew)
 	q := url.Values{
 		"filter[record_type]": {"messaging"},
@@ -320,6 +322,7 @@ func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) 
 		}
 	}
 
+	var out []sms.Candidate
 	for i, id := range candidates {
 		if i == findMaxFetches {
 			break
@@ -328,10 +331,19 @@ func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) 
 		if err != nil {
 			return nil, err
 		}
-		if msg != nil && matches(msg, m, cutoff) {
-			acc := msg.accepted()
-			return &acc, nil
+		if msg == nil {
+			continue
 		}
+		if tagged, ok := matches(msg, m, cutoff); ok {
+			created, _ := time.Parse(time.RFC3339Nano, msg.ReceivedAt)
+			out = append(out, sms.Candidate{Accepted: msg.accepted(), CreatedAt: created, Tagged: tagged})
+			if tagged {
+				return []sms.Candidate{out[len(out)-1]}, nil
+			}
+		}
+	}
+	if len(out) > 0 {
+		return out, nil
 	}
 
 	if settled := since.Add(c.cfg.DetailRecordLag); c.now().Before(settled) {
@@ -359,24 +371,25 @@ func (c *Client) candidate(r detailRecord, m sms.Outbound) bool {
 	return true
 }
 
-// matches reports whether a fetched message is m: outbound to m.To,
-// received by Telnyx no earlier than cutoff, and with m's status callback
-// as its webhook URL (decisive: it holds our message id) or, when either
-// has none, with m's body as its text.
-func matches(msg *message, m sms.Outbound, cutoff time.Time) bool {
+// matches reports whether a fetched message may be m (ok): outbound to
+// m.To, received by Telnyx no earlier than cutoff, and with m's status
+// callback as its webhook URL (tagged: decisive, it holds our message id)
+// or, when either has none, with m's body as its text.
+func matches(msg *message, m sms.Outbound, cutoff time.Time) (tagged, ok bool) {
 	if msg.Direction != "" && msg.Direction != "outbound" {
-		return false
+		return false, false
 	}
 	if len(msg.To) == 0 || msg.To[0].PhoneNumber != m.To {
-		return false
+		return false, false
 	}
 	if at, err := time.Parse(time.RFC3339Nano, msg.ReceivedAt); err == nil && at.Before(cutoff) {
-		return false
+		return false, false
 	}
 	if m.StatusCallbackURL != "" && msg.WebhookURL != "" {
-		return msg.WebhookURL == m.StatusCallbackURL && (msg.Text == "" || msg.Text == m.Body)
+		ok = msg.WebhookURL == m.StatusCallbackURL && (msg.Text == "" || msg.Text == m.Body)
+		return ok, ok
 	}
-	return msg.Text != "" && msg.Text == m.Body
+	return false, msg.Text != "" && msg.Text == m.Body
 }
 
 // Probe checks that Telnyx answers and accepts our API key with a cheap

@@ -123,13 +123,18 @@ func (c *Client) validitySeconds(msg time.Duration) int {
 	return int(min(max(secs, 1), maxValidityPeriod.Seconds()))
 }
 
-// FindSent looks for a message Twilio accepted for m since the given time,
+// FindSent lists the messages Twilio accepted for m since the given time,
 // to reconcile an attempt whose outcome was lost. It lists the messages to
 // m.To (from the configured number, when there is one), newest first, a few
-// small pages at most, and returns the newest one created through the API
-// no earlier than since minus a minute of clock skew, with exactly m's body
-// (and the configured Messaging Service, when one is used). It returns
-// (nil, nil) when there is none.
+// small pages at most, and returns those created through the API no earlier
+// than since minus a minute of clock skew, with exactly m's body (and the
+// configured Messaging Service, when one is used), each with its
+// date_created (whole seconds).
+//
+// Twilio's Message resource does not carry the status callback URL (the
+// list and fetch responses have no status_callback field), so a candidate
+// is never sms.Candidate.Tagged: two messages with the same body to the
+// same number are told apart by creation time (sms decides).
 //
 // The list is deliberately not filtered by DateSent: a message still queued
 // has no date_sent yet, and missing it here would text the patient twice.
@@ -137,7 +142,7 @@ func (c *Client) validitySeconds(msg time.Duration) int {
 //
 // Errors are *sms.SendError; listing is idempotent, so timeouts and 5xx are
 // sms.ClassRetryable.
-func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) (*sms.Accepted, error) {
+func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) ([]sms.Candidate, error) {
 	p := &twapi.ListMessageParams{}
 	p.SetTo(m.To)
 	if c.cfg.FromNumber != "" {
@@ -161,10 +166,7 @@ func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) 
 	}
 
 	cutoff := since.Add(-clockSkew)
-	var (
-		found   *twapi.ApiV2010Message
-		foundAt time.Time
-	)
+	var out []sms.Candidate
 	for i := range msgs {
 		msg := &msgs[i]
 		if str(msg.Sid) == "" || str(msg.Body) != m.Body || str(msg.To) != m.To ||
@@ -181,15 +183,9 @@ func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) 
 		if !ok || created.Before(cutoff) {
 			continue
 		}
-		if found == nil || created.After(foundAt) {
-			found, foundAt = msg, created
-		}
+		out = append(out, sms.Candidate{Accepted: accepted(msg), CreatedAt: created})
 	}
-	if found == nil {
-		return nil, nil
-	}
-	acc := accepted(found)
-	return &acc, nil
+	return out, nil
 }
 
 // Fetch returns the message with the given SID as Twilio sees it now (its

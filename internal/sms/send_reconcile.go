@@ -1,0 +1,187 @@
+package sms
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/resilience"
+	"github.com/switchboard-health/switchboard/jobs"
+)
+
+// reconcile asks the provider of an unresolved attempt whether it accepted
+// the message. It reports ended when the job is finished (adopted, or the
+// message expired or was opted out meanwhile); otherwise sending may go on.
+func (w *SendWorker) reconcile(ctx context.Context, job *river.Job[jobs.SMSSendArgs], p plan) (bool, error) {
+	prov, ok := findProvider(w.providers, p.unresolved.Provider)
+	if !ok {
+		// Never resend without an answer: an operator must bring the
+		// provider back or settle the message.
+		return true, fmt.Errorf("error reconciling sms: provider %q of attempt %d is not configured", p.unresolved.Provider, p.unresolved.ID)
+	}
+	var cands []Candidate
+	err := prov.call(ctx, true, func(ctx context.Context) error {
+		var err error
+		cands, err = prov.Sender.FindSent(ctx, w.outbound(p.out, prov), p.unresolved.StartedAt)
+		return err
+	})
+	if err != nil {
+		se := AsSendError(prov.Name(), err)
+		switch se.Class {
+		case ClassThrottled:
+			return true, river.JobSnooze(max(se.RetryAfter, time.Second))
+		case ClassUnavailable:
+			return true, resilience.Snooze(ctx, job.JobRow, se.Err, w.cfg.UnavailableLimit)
+		}
+		return true, fmt.Errorf("error reconciling sms with provider: %w", se)
+	}
+	found, undecided, err := w.identify(ctx, prov, job.Args.MessageID, *p.unresolved, cands)
+	if err != nil {
+		return true, err
+	}
+	if undecided > 0 {
+		return true, w.holdForOperator(ctx, job, prov, *p.unresolved, undecided)
+	}
+	if found != nil {
+		w.logger.InfoContext(ctx, "adopted message the provider had accepted",
+			slog.Int64("message_id", job.Args.MessageID), slog.String("vendor", prov.Name()), slog.Bool("tagged", found.Tagged))
+		return true, w.adopt(ctx, job, prov, p.unresolved.ID, &found.Accepted, p)
+	}
+	// The provider never accepted it: send now, unless the message has
+	// since expired or its recipient opted out. Only the attempt asked
+	// about is settled; begin decides again before anything is sent.
+	ended := false
+	err = w.fenced(ctx, job, func(tx pgx.Tx) error {
+		if _, err := w.q.AttemptSettle(ctx, tx, db.AttemptSettleParams{ID: p.unresolved.ID, Outcome: ptr("reconciled_absent")}); err != nil {
+			return fmt.Errorf("error recording reconciliation: %w", err)
+		}
+		status, reason := StatusExpired, ReasonExpired
+		switch {
+		case p.expired:
+		case p.optedOut:
+			status, reason = StatusBlockedOptedOut, ReasonOptedOut
+		default:
+			return w.q.MessageRequeue(ctx, tx, p.out.MessageID)
+		}
+		ended = true
+		if err := w.finish(ctx, tx, p.out.MessageID, status, nil, reason); err != nil {
+			return err
+		}
+		return w.complete(ctx, tx, job)
+	})
+	return ended, err
+}
+
+// identify decides which of a provider's candidates is the copy of the
+// message an attempt sent, by identity, never by content alone:
+//
+//   - a candidate another message has adopted (its provider id is on
+//     another message or another message's attempt) is not this one's;
+//   - a candidate the provider tagged with this message's status callback
+//     URL (?m=<message id>) is this one's;
+//   - otherwise the candidate created closest after the attempt started
+//     wins (at the provider's precision: whole seconds for Twilio); one
+//     created before it only when none was created after;
+//   - two candidates that rank equal cannot be told apart: undecided is how
+//     many there were, and the message is held for an operator.
+//
+// It returns nil, 0 when no candidate is left: the provider has no copy.
+func (w *SendWorker) identify(ctx context.Context, prov Provider, messageID int64, att db.MessageAttempt, cands []Candidate) (*Candidate, int, error) {
+	if len(cands) == 0 {
+		return nil, 0, nil
+	}
+	ids := make([]string, len(cands))
+	for i, c := range cands {
+		ids[i] = c.ProviderMessageID
+	}
+	taken, err := w.q.ProviderIDsTakenElsewhere(ctx, w.pool, db.ProviderIDsTakenElsewhereParams{
+		Provider: prov.Name(), ProviderMessageIds: ids, MessageID: messageID,
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("error reading adopted provider ids: %w", err)
+	}
+	left := slices.DeleteFunc(slices.Clone(cands), func(c Candidate) bool { return slices.Contains(taken, c.ProviderMessageID) })
+	pick, tie := pickCandidate(left, att.StartedAt)
+	if tie {
+		return nil, len(left), nil
+	}
+	return pick, 0, nil
+}
+
+// pickCandidate is identify's choice among candidates no other message
+// adopted; tie says the best two rank equal.
+func pickCandidate(cands []Candidate, start time.Time) (*Candidate, bool) {
+	if len(cands) == 0 {
+		return nil, false
+	}
+	for i := range cands {
+		if cands[i].Tagged {
+			return &cands[i], false
+		}
+	}
+	// Providers round their clocks (Twilio to the second): compare at
+	// that precision, so a copy created in the second the attempt started
+	// counts as created after it.
+	from := start.Truncate(time.Second)
+	type ranked struct {
+		before bool // created before the attempt started
+		dist   time.Duration
+	}
+	rank := func(c Candidate) ranked {
+		d := c.CreatedAt.Sub(from)
+		if d >= 0 {
+			return ranked{dist: d}
+		}
+		return ranked{before: true, dist: -d}
+	}
+	order := slices.Clone(cands)
+	slices.SortStableFunc(order, func(a, b Candidate) int {
+		ra, rb := rank(a), rank(b)
+		if ra.before != rb.before {
+			if ra.before {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(ra.dist, rb.dist)
+	})
+	if len(order) > 1 && rank(order[0]) == rank(order[1]) {
+		return nil, true
+	}
+	return &order[0], false
+}
+
+// holdForOperator settles an attempt whose copy cannot be told apart from another
+// message's as held, announces it (message.held) and ends the job as a dead
+// letter of class reconcile_undecided: an operator looks at the provider's
+// copies. Nothing is resent and nothing is adopted.
+func (w *SendWorker) holdForOperator(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, att db.MessageAttempt, candidates int) error {
+	err := w.fenced(ctx, job, func(tx pgx.Tx) error {
+		if _, err := w.q.AttemptSettle(ctx, tx, db.AttemptSettleParams{ID: att.ID, Outcome: ptr("held")}); err != nil {
+			return fmt.Errorf("error recording held attempt: %w", err)
+		}
+		return emitEvent(ctx, w.q, tx, "message.held", job.Args.MessageID, map[string]any{
+			"message_id": job.Args.MessageID, "attempt_id": att.ID, "provider": prov.Name(), "candidates": candidates,
+			"reason": OutcomeReconcileUndecided,
+		})
+	})
+	if err != nil {
+		return err
+	}
+	w.logger.WarnContext(ctx, "held a message for an operator: its provider has copies that cannot be told apart",
+		slog.Int64("message_id", job.Args.MessageID), slog.Int64("attempt_id", att.ID), slog.String("vendor", prov.Name()), slog.Int("candidates", candidates))
+	_ = river.MetadataSet(ctx, "outcome_class", OutcomeReconcileUndecided)
+	return river.JobCancel(fmt.Errorf("message %d held: %s has %d copies that may be its attempt %d's and cannot be told apart; an operator must decide", job.Args.MessageID, prov.Name(), candidates, att.ID))
+}
+
+// OutcomeReconcileUndecided is the dead-letter class (and message.held
+// reason) of a message held because its provider's copies could not be
+// told apart.
+const OutcomeReconcileUndecided = "reconcile_undecided"
