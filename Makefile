@@ -67,6 +67,10 @@ chaos: build ## Crash and fault suite: 3 workers + api on a private cluster; SIG
 chaos/delivery: build ## Delivery under faults: 10,000 messages, 20% 5xx, 10% 429, 5% timeouts, one provider outage
 	$(BIN) chaos --mode delivery $(CHAOS_ARGS)
 
+.PHONY: fuzz
+fuzz: ## Every native fuzz target for FUZZTIME each (default 10s); prints inputs tried and failures
+	FUZZTIME=$(or $(FUZZTIME),10s) deploy/fuzz.sh
+
 .PHONY: lint
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every native Go fuzz target for FUZZTIME each (default 10s) and prints
+# the inputs tried and the failures, per target and in total. Seeds: f.Add in
+# each target and testdata/fuzz/<Target>/ beside it. Exit status 1 on a failure.
+set -uo pipefail
+FUZZTIME=${FUZZTIME:-10s}
+targets=(
+  "./internal/twilio FuzzParseReport" "./internal/twilio FuzzParseInbound"
+  "./internal/telnyx FuzzParseEvent" "./internal/telnyx FuzzParseReport" "./internal/telnyx FuzzParsePublicKey"
+  "./internal/googlehealth FuzzParseNotifications" "./internal/googlehealth FuzzParseKeyset"
+  "./internal/applehealth FuzzParse"
+)
+total=0 failures=0
+for t in "${targets[@]}"; do
+  set -- $t
+  out=$(go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" -parallel 1 "$1" 2>&1); rc=$?
+  execs=$(grep -o 'execs: [0-9]*' <<<"$out" | tail -1 | grep -o '[0-9]*'); execs=${execs:-0}
+  total=$((total + execs))
+  if [ $rc -ne 0 ]; then failures=$((failures + 1)); echo "$out" | tail -20; fi
+  printf '%-26s %-26s inputs %9d  %s\n' "$1" "$2" "$execs" "$([ $rc -eq 0 ] && echo ok || echo FAILED)"
+done
+echo "fuzz: ${#targets[@]} targets, $FUZZTIME each: $total inputs tried, $failures failures"
+[ $failures -eq 0 ]

@@ -1,0 +1,34 @@
+package googlehealth_test
+
+import (
+	"testing"
+
+	"github.com/switchboard-health/switchboard/internal/googlehealth"
+)
+
+// FuzzParseNotifications: any Google Health notification body parses to
+// notifications that each name a user and a data type, or is refused; never
+// a panic. Seeds: testdata/fuzz/FuzzParseNotifications.
+func FuzzParseNotifications(f *testing.F) {
+	f.Add([]byte(`{"data":{"healthUserId":"u1","dataType":"steps"}}`))
+	f.Add([]byte(`[{"data":{"healthUserId":"u1","dataType":"heart-rate"}},{"healthUserId":"u2","dataType":"weight"}]`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ns, err := googlehealth.ParseNotifications(body)
+		if err != nil {
+			return
+		}
+		if len(ns) == 0 {
+			t.Fatal("no error and no notification")
+		}
+	})
+}
+
+// FuzzParseKeyset: the signing keyset fetched from Google.
+func FuzzParseKeyset(f *testing.F) {
+	f.Add([]byte(`{"primaryKeyId":1,"key":[]}`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		_, _ = googlehealth.ParseKeyset(body)
+	})
+}
