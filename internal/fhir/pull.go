@@ -82,8 +82,13 @@ func (w *PullWorker) Work(ctx context.Context, job *river.Job[jobs.FHIRPullArgs]
 
 // PullResult counts what one pull did.
 type PullResult struct {
-	Stored, Applied, Unmatched, Echoes, Ignored, Duplicates int
+	Stored, Applied, Unmatched, Echoes, Ignored, Duplicates, Quarantined int
 }
+
+// refusedError is a pulled value record_observation refused.
+type refusedError struct{ reason string }
+
+func (e *refusedError) Error() string { return "refused: " + e.reason }
 
 func (w *PullWorker) pull(ctx context.Context, ep *Endpoint, rt string) (bool, error) {
 	caps, err := ep.capabilities(ctx, w.deps)
@@ -222,13 +227,24 @@ func (w *PullWorker) applyOne(ctx context.Context, tx pgx.Tx, ep *Endpoint, r pu
 			break
 		}
 		state = "applied"
-		apply = func() error { return w.applyObservation(ctx, tx, ep, pid, r.ID, obs) }
+		apply = func() error {
+			for _, o := range obs {
+				refused, err := w.applyObservation(ctx, tx, ep, pid, r.ID, o)
+				if err != nil {
+					return err
+				}
+				if refused != "" {
+					return &refusedError{reason: refused}
+				}
+			}
+			return nil
+		}
 	}
 	var rsn *string
 	if reason != "" {
 		rsn = &reason
 	}
-	_, err := w.q.FHIRInboundInsert(ctx, tx, db.FHIRInboundInsertParams{EndpointID: ep.Row.ID, ResourceType: r.ResourceType,
+	inboundID, err := w.q.FHIRInboundInsert(ctx, tx, db.FHIRInboundInsertParams{EndpointID: ep.Row.ID, ResourceType: r.ResourceType,
 		ResourceID: r.ID, VersionID: version, LastUpdated: lu, Raw: raw, State: state, Reason: rsn, PatientID: patientID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		res.Duplicates++
@@ -246,13 +262,26 @@ func (w *PullWorker) applyOne(ctx context.Context, tx pgx.Tx, ep *Endpoint, r pu
 	case "ignored":
 		res.Ignored++
 	case "applied":
-		res.Applied++
-		if err := apply(); err != nil {
+		kind := "ehr.data_pulled"
+		data := map[string]any{"endpoint": ep.Row.Name, "resource_type": r.ResourceType}
+		var re *refusedError
+		if err := apply(); errors.As(err, &re) {
+			// Refused (implausible value, unit not allowed): kept as
+			// quarantined with the reason, announced as rejected.
+			if _, err := tx.Exec(ctx, "UPDATE switchboard.fhir_inbound SET state = 'quarantined', reason = $2 WHERE id = $1",
+				inboundID, re.reason); err != nil {
+				return fmt.Errorf("error quarantining pulled resource: %w", err)
+			}
+			res.Quarantined++
+			kind, data["reason"] = "ehr.data_rejected", re.reason
+		} else if err != nil {
 			return err
+		} else {
+			res.Applied++
 		}
-		data, _ := json.Marshal(map[string]any{"endpoint": ep.Row.Name, "resource_type": r.ResourceType})
-		if _, err := w.q.EventEmit(ctx, tx, db.EventEmitParams{Kind: "ehr.data_pulled",
-			Subject: fmt.Sprintf("patient/%d", *patientID), Data: data}); err != nil {
+		b, _ := json.Marshal(data)
+		if _, err := w.q.EventEmit(ctx, tx, db.EventEmitParams{Kind: kind,
+			Subject: fmt.Sprintf("patient/%d", *patientID), Data: b}); err != nil {
 			return fmt.Errorf("error emitting event: %w", err)
 		}
 	}
@@ -357,102 +386,194 @@ func (w *PullWorker) applyPatient(ctx context.Context, tx pgx.Tx, p db.Patient, 
 
 type pulledObservation struct {
 	kind       string
+	code       string // the LOINC code it was read from
 	value      string
 	unit       string
 	start, end time.Time
+	// offset is the UTC offset (seconds) the EHR wrote the time in.
+	offset *int32
 }
 
-// readObservation maps a pulled Observation to a kind by its LOINC code
-// and UCUM unit; the reason is set when it cannot be mapped.
-func readObservation(raw []byte) (pulledObservation, string) {
+type pulledQuantity struct {
+	Value  json.Number `json:"value"`
+	System string      `json:"system"`
+	Code   string      `json:"code"`
+}
+
+type pulledCodeable struct {
+	Coding []struct {
+		System string `json:"system"`
+		Code   string `json:"code"`
+	} `json:"coding"`
+}
+
+// kindOfCode maps every LOINC code the vital-signs profiles allow for a
+// mapped kind to the kind: its code and the alternative codes (SpO2 by
+// pulse oximetry 59408-5 besides 2708-6).
+func kindOfCode(code string) string {
+	for kind, k := range ObservationKinds {
+		if k.LOINC == code {
+			return kind
+		}
+		for _, e := range k.Extra {
+			if e.Code != nil && *e.Code == code {
+				return kind
+			}
+		}
+	}
+	return ""
+}
+
+func (c pulledCodeable) kind() (string, string) {
+	for _, cd := range c.Coding {
+		if cd.System != SystemLOINC {
+			continue
+		}
+		if k := kindOfCode(cd.Code); k != "" {
+			return k, cd.Code
+		}
+	}
+	return "", ""
+}
+
+func (c pulledCodeable) has(code string) bool {
+	for _, cd := range c.Coding {
+		if cd.System == SystemLOINC && cd.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// readObservation maps a pulled Observation to kinds by its LOINC codes
+// and UCUM units: one observation, or for a blood pressure panel (85354-9)
+// one per mapped component. The reason is set when it cannot be mapped.
+func readObservation(raw []byte) ([]pulledObservation, string) {
 	var r struct {
-		Status string `json:"status"`
-		Code   struct {
-			Coding []struct {
-				System string `json:"system"`
-				Code   string `json:"code"`
-			} `json:"coding"`
-		} `json:"code"`
-		EffectiveDateTime string `json:"effectiveDateTime"`
+		Status            string         `json:"status"`
+		Code              pulledCodeable `json:"code"`
+		EffectiveDateTime string         `json:"effectiveDateTime"`
 		EffectivePeriod   *struct {
 			Start string `json:"start"`
 			End   string `json:"end"`
 		} `json:"effectivePeriod"`
-		ValueQuantity *struct {
-			Value  json.Number `json:"value"`
-			System string      `json:"system"`
-			Code   string      `json:"code"`
-		} `json:"valueQuantity"`
+		ValueQuantity *pulledQuantity `json:"valueQuantity"`
+		Component     []struct {
+			Code          pulledCodeable  `json:"code"`
+			ValueQuantity *pulledQuantity `json:"valueQuantity"`
+		} `json:"component"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if dec.Decode(&r) != nil {
-		return pulledObservation{}, "not parseable"
+		return nil, "not parseable"
 	}
 	if r.Status != "final" && r.Status != "amended" && r.Status != "corrected" {
-		return pulledObservation{}, "status not final"
+		return nil, "status not final"
 	}
-	var o pulledObservation
-	for _, c := range r.Code.Coding {
-		if c.System != SystemLOINC {
-			continue
-		}
-		for kind, k := range ObservationKinds {
-			if k.LOINC == c.Code {
-				o.kind = kind
-			}
-		}
-	}
-	if o.kind == "" {
-		return o, "no mapped LOINC code"
-	}
-	if r.ValueQuantity == nil || r.ValueQuantity.System != SystemUCUM || r.ValueQuantity.Code == "" || r.ValueQuantity.Value == "" {
-		return o, "no UCUM valueQuantity"
-	}
-	o.value, o.unit = r.ValueQuantity.Value.String(), r.ValueQuantity.Code
+	var base pulledObservation
 	var err error
+	startStr := ""
 	switch {
 	case r.EffectiveDateTime != "":
-		o.start, err = time.Parse(time.RFC3339Nano, r.EffectiveDateTime)
+		startStr = r.EffectiveDateTime
+		base.start, err = time.Parse(time.RFC3339Nano, r.EffectiveDateTime)
 	case r.EffectivePeriod != nil:
-		o.start, err = time.Parse(time.RFC3339Nano, r.EffectivePeriod.Start)
+		startStr = r.EffectivePeriod.Start
+		base.start, err = time.Parse(time.RFC3339Nano, r.EffectivePeriod.Start)
 		if err == nil && r.EffectivePeriod.End != "" {
-			o.end, err = time.Parse(time.RFC3339Nano, r.EffectivePeriod.End)
+			base.end, err = time.Parse(time.RFC3339Nano, r.EffectivePeriod.End)
 		}
 	default:
-		return o, "no effective time"
+		return nil, "no effective time"
 	}
 	if err != nil {
-		return o, "effective time is not an instant"
+		return nil, "effective time is not an instant"
 	}
-	return o, ""
+	if !strings.HasSuffix(startStr, "Z") {
+		_, off := base.start.Zone()
+		o := int32(off)
+		base.offset = &o
+	} else {
+		o := int32(0)
+		base.offset = &o
+	}
+	quantity := func(kind, code string, q *pulledQuantity) (pulledObservation, string) {
+		o := base
+		o.kind, o.code = kind, code
+		if q == nil || q.System != SystemUCUM || q.Code == "" || q.Value == "" {
+			return o, "no UCUM valueQuantity"
+		}
+		o.value, o.unit = q.Value.String(), q.Code
+		return o, ""
+	}
+	if r.Code.has(LOINCBloodPressurePanel) {
+		var out []pulledObservation
+		for _, c := range r.Component {
+			kind, code := c.Code.kind()
+			if kind == "" {
+				continue
+			}
+			o, why := quantity(kind, code, c.ValueQuantity)
+			if why != "" {
+				return nil, "component " + code + ": " + why
+			}
+			out = append(out, o)
+		}
+		if len(out) == 0 {
+			return nil, "blood pressure panel without a mapped component"
+		}
+		return out, ""
+	}
+	kind, code := r.Code.kind()
+	if kind == "" {
+		return nil, "no mapped LOINC code"
+	}
+	o, why := quantity(kind, code, r.ValueQuantity)
+	if why != "" {
+		return nil, why
+	}
+	return []pulledObservation{o}, ""
 }
 
 // applyObservation records a pulled observation with source ehr:<endpoint>
-// (never pushed back) through record_observation, in a savepoint: an
-// observation the API refuses (unit not allowed) is kept as ignored.
-func (w *PullWorker) applyObservation(ctx context.Context, tx pgx.Tx, ep *Endpoint, patientID int64, resourceID string, o pulledObservation) error {
+// (never pushed back) through record_observation, keeping the UTC offset
+// the EHR wrote, in a savepoint. A value record_observation refuses
+// (22023: outside the plausible range, a unit not allowed) is not stored:
+// its reason is returned for the caller to quarantine the resource.
+func (w *PullWorker) applyObservation(ctx context.Context, tx pgx.Tx, ep *Endpoint, patientID int64, resourceID string, o pulledObservation) (string, error) {
 	p, err := w.q.PatientGet(ctx, tx, patientID)
 	if err != nil {
-		return err
+		return "", err
 	}
 	var end any
 	if !o.end.IsZero() {
 		end = o.end
 	}
+	sourceID := "Observation/" + resourceID
+	if o.code == LOINCSystolic || o.code == LOINCDiastolic {
+		sourceID += "#" + o.code // a panel's components are one observation each
+	}
 	sp, err := tx.Begin(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
-	_, err = sp.Exec(ctx, "SELECT switchboard.record_observation($1, $2, $3::numeric, $4, $5, $6, $7, $8)",
-		p.ExternalRef, o.kind, o.value, o.unit, o.start, end, "ehr:"+ep.Row.Name, "Observation/"+resourceID)
+	var id int64
+	err = sp.QueryRow(ctx, "SELECT switchboard.record_observation($1, $2, $3::numeric, $4, $5, $6, $7, $8)",
+		p.ExternalRef, o.kind, o.value, o.unit, o.start, end, "ehr:"+ep.Row.Name, sourceID).Scan(&id)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "22023" || pgErr.Code == "23505") {
-		return sp.Rollback(ctx)
+		// The message names the rule and the kind's range, never the value.
+		return pgErr.Message, sp.Rollback(ctx)
 	}
 	if err != nil {
 		_ = sp.Rollback(ctx)
-		return fmt.Errorf("error recording pulled observation: %w", err)
+		return "", fmt.Errorf("error recording pulled observation: %w", err)
 	}
-	return sp.Commit(ctx)
+	if _, err := sp.Exec(ctx, "UPDATE switchboard.observations SET utc_offset_seconds = $2 WHERE id = $1 AND utc_offset_seconds IS DISTINCT FROM $2",
+		id, o.offset); err != nil {
+		_ = sp.Rollback(ctx)
+		return "", fmt.Errorf("error keeping the pulled offset: %w", err)
+	}
+	return "", sp.Commit(ctx)
 }
