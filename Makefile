@@ -26,7 +26,8 @@ run: build ## Migrate and run worker + api + sandbox providers + demo traffic (s
 	DATABASE_URL='$(DB_URL)' $(BIN) dev
 
 .PHONY: test
-test: ## Run every test with -race against a real PostgreSQL
+test: ## Run every test with -race against a real PostgreSQL (and a real PgBouncer, installed if absent)
+	deploy/pgbouncer/ensure.sh
 	TEST_DATABASE_URL='$(TEST_URL)' $(GO) test -race -count=1 -timeout 20m ./...
 
 .PHONY: generate

@@ -211,7 +211,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			e.logf("error dropping %s: %v", name, err)
 		}
 	}()
-	if _, err := database.Migrate(ctx, url, database.Up, logger); err != nil {
+	if _, err := database.Migrate(ctx, database.Config{URL: url}, database.Up, logger); err != nil {
 		return report, err
 	}
 	if err := e.exec(ctx, schemaSQL); err != nil {

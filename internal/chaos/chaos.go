@@ -321,7 +321,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 	}
 	defer cluster.Stop(context.Background()) //nolint:errcheck
 	say("chaos: private PostgreSQL on 127.0.0.1:%d", cluster.Port())
-	if _, err := database.Migrate(ctx, cluster.URL(), database.Up, logger); err != nil {
+	if _, err := database.Migrate(ctx, database.Config{URL: cluster.URL()}, database.Up, logger); err != nil {
 		return nil, err
 	}
 	pool, err := database.Open(ctx, database.Config{URL: cluster.URL(), MaxConns: 24})

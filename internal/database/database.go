@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -25,17 +26,68 @@ type Config struct {
 	URL      string
 	MaxConns int32
 	MinConns int32
+	// PoolMode says what sits between Switchboard and PostgreSQL
+	// (DATABASE_POOL_MODE); empty means PoolSession.
+	PoolMode PoolMode
+}
+
+// PoolMode is how connections reach PostgreSQL.
+type PoolMode string
+
+const (
+	// PoolSession: a direct connection or a session-pooling proxy. Every
+	// PostgreSQL feature works (LISTEN, session advisory locks, named
+	// prepared statements).
+	PoolSession PoolMode = "session"
+	// PoolTransaction: PgBouncer (or a compatible pooler) in transaction
+	// pooling mode, where consecutive transactions of one client may run
+	// on different server connections. Switchboard then uses no session
+	// state: statements are not prepared by name (pgx's cache_describe mode,
+	// unless the URL asks for another mode that does not name statements),
+	// River polls instead of LISTENing, and migrations take goose's
+	// table-based lock instead of a session advisory lock.
+	PoolTransaction PoolMode = "transaction"
+)
+
+// ParsePoolMode reads DATABASE_POOL_MODE; empty is PoolSession.
+func ParsePoolMode(s string) (PoolMode, error) {
+	switch PoolMode(s) {
+	case "", PoolSession:
+		return PoolSession, nil
+	case PoolTransaction:
+		return PoolTransaction, nil
+	}
+	return "", fmt.Errorf("DATABASE_POOL_MODE must be %q or %q, not %q", PoolSession, PoolTransaction, s)
+}
+
+// parse parses cfg.URL and adapts it to the pool mode.
+func (cfg Config) parse() (*pgxpool.Config, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("DATABASE_URL is not set")
+	}
+	if _, err := ParsePoolMode(string(cfg.PoolMode)); err != nil {
+		return nil, err
+	}
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("error parsing DATABASE_URL: %w", err)
+	}
+	if cfg.PoolMode == PoolTransaction && pc.ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement {
+		// Named prepared statements live on one server connection; the
+		// next transaction may run on another ("prepared statement …
+		// does not exist"). cache_describe sends unnamed statements in one
+		// round trip once a query's types are known.
+		pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	}
+	return pc, nil
 }
 
 // Open connects a pool and pings it. It returns an error when the URL does
 // not parse or the database cannot be reached.
 func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
-	if cfg.URL == "" {
-		return nil, errors.New("DATABASE_URL is not set")
-	}
-	pc, err := pgxpool.ParseConfig(cfg.URL)
+	pc, err := cfg.parse()
 	if err != nil {
-		return nil, fmt.Errorf("error parsing DATABASE_URL: %w", err)
+		return nil, err
 	}
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
@@ -68,11 +120,12 @@ const (
 	Down Direction = "down"
 )
 
-// Migrate runs the embedded goose migrations against url while holding
-// goose's PostgreSQL advisory lock, so replicas that start together take turns.
-// It returns the versions applied or rolled back.
-func Migrate(ctx context.Context, url string, dir Direction, logger *slog.Logger) ([]int64, error) {
-	provider, db, err := newProvider(url, logger)
+// Migrate runs the embedded goose migrations against cfg.URL while holding
+// goose's lock, so replicas that start together take turns: a session
+// advisory lock, or through a transaction pooler a row in
+// LockTableName. It returns the versions applied or rolled back.
+func Migrate(ctx context.Context, cfg Config, dir Direction, logger *slog.Logger) ([]int64, error) {
+	provider, db, err := newProvider(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +163,8 @@ type MigrationStatus struct {
 }
 
 // Status lists every embedded migration and whether the database has it.
-func Status(ctx context.Context, url string) ([]MigrationStatus, error) {
-	provider, db, err := newProvider(url, nil)
+func Status(ctx context.Context, cfg Config) ([]MigrationStatus, error) {
+	provider, db, err := newProvider(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -132,24 +185,35 @@ func Status(ctx context.Context, url string) ([]MigrationStatus, error) {
 	return out, nil
 }
 
-func newProvider(url string, logger *slog.Logger) (*goose.Provider, *sql.DB, error) {
-	if url == "" {
-		return nil, nil, errors.New("DATABASE_URL is not set")
-	}
-	cc, err := pgxpool.ParseConfig(url)
+// LockTableName is the table goose's lock lives in when migrations run
+// through a transaction pooler (a session advisory lock would stay with
+// whichever server connection took it).
+const LockTableName = "switchboard_goose_lock"
+
+func newProvider(cfg Config, logger *slog.Logger) (*goose.Provider, *sql.DB, error) {
+	cc, err := cfg.parse()
 	if err != nil {
-		return nil, nil, fmt.Errorf("error parsing DATABASE_URL: %w", err)
+		return nil, nil, err
 	}
 	db := stdlib.OpenDB(*cc.ConnConfig)
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		db.Close()
-		return nil, nil, fmt.Errorf("error creating migration lock: %w", err)
-	}
 	opts := []goose.ProviderOption{
 		goose.WithTableName(migrations.TableName),
-		goose.WithSessionLocker(locker),
 		goose.WithDisableGlobalRegistry(true),
+	}
+	if cfg.PoolMode == PoolTransaction {
+		locker, err := lock.NewPostgresTableLocker(lock.WithTableName(LockTableName), lock.WithTableLockTimeout(time.Second, 600))
+		if err != nil {
+			db.Close()
+			return nil, nil, fmt.Errorf("error creating migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithLocker(locker))
+	} else {
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			db.Close()
+			return nil, nil, fmt.Errorf("error creating migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
 	}
 	if logger != nil {
 		// goose logs every statement at info; keep only its warnings.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchboard-health/switchboard/internal/database"
 	"github.com/switchboard-health/switchboard/internal/database/dbtest"
+	"github.com/switchboard-health/switchboard/internal/database/pgbouncertest"
 )
 
 func TestMigrations(t *testing.T) {
@@ -41,19 +42,19 @@ func TestMigrations(t *testing.T) {
 		t.Parallel()
 		url := dbtest.NewDatabase(t)
 		ctx := context.Background()
-		st, err := database.Status(ctx, url)
+		st, err := database.Status(ctx, database.Config{URL: url})
 		require.NoError(t, err)
 		n := len(st)
 		for i := 0; i < n; i++ {
-			_, err := database.Migrate(ctx, url, database.Down, nil)
+			_, err := database.Migrate(ctx, database.Config{URL: url}, database.Down, nil)
 			require.NoError(t, err, "down step %d", i)
 		}
-		st, err = database.Status(ctx, url)
+		st, err = database.Status(ctx, database.Config{URL: url})
 		require.NoError(t, err)
 		for _, s := range st {
 			require.False(t, s.Applied, "version %d still applied", s.Version)
 		}
-		applied, err := database.Migrate(ctx, url, database.Up, nil)
+		applied, err := database.Migrate(ctx, database.Config{URL: url}, database.Up, nil)
 		require.NoError(t, err)
 		require.Len(t, applied, n)
 
@@ -71,10 +72,10 @@ func TestMigrations(t *testing.T) {
 		t.Parallel()
 		url := dbtest.NewDatabase(t)
 		ctx := context.Background()
-		st, err := database.Status(ctx, url)
+		st, err := database.Status(ctx, database.Config{URL: url})
 		require.NoError(t, err)
 		for range st {
-			_, err := database.Migrate(ctx, url, database.Down, nil)
+			_, err := database.Migrate(ctx, database.Config{URL: url}, database.Down, nil)
 			require.NoError(t, err)
 		}
 		// Without goose's advisory lock the second and third migrator would
@@ -86,7 +87,7 @@ func TestMigrations(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				v, err := database.Migrate(ctx, url, database.Up, nil)
+				v, err := database.Migrate(ctx, database.Config{URL: url}, database.Up, nil)
 				errs[i], counts[i] = err, len(v)
 			}()
 		}
@@ -97,5 +98,88 @@ func TestMigrations(t *testing.T) {
 			total += counts[i]
 		}
 		require.Equal(t, len(st), total, "every migration applied exactly once")
+	})
+}
+
+// TestThroughPgBouncer runs migrations and queries through a real PgBouncer
+// in transaction pooling mode (pgbouncertest), the production topology the
+// README describes.
+func TestThroughPgBouncer(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ConcurrentMigratorsTakeTurns", func(t *testing.T) {
+		t.Parallel()
+		url := dbtest.NewDatabase(t)
+		ctx := context.Background()
+		st, err := database.Status(ctx, database.Config{URL: url})
+		require.NoError(t, err)
+		for range st {
+			_, err := database.Migrate(ctx, database.Config{URL: url}, database.Down, nil)
+			require.NoError(t, err)
+		}
+		// A session advisory lock taken through the pooler would stay with
+		// whichever server connection ran it; goose's table lock does not.
+		through := database.Config{URL: pgbouncertest.Start(t, url), PoolMode: database.PoolTransaction}
+		var wg sync.WaitGroup
+		errs := make([]error, 3)
+		counts := make([]int, 3)
+		for i := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v, err := database.Migrate(ctx, through, database.Up, nil)
+				errs[i], counts[i] = err, len(v)
+			}()
+		}
+		wg.Wait()
+		total := 0
+		for i := range 3 {
+			require.NoError(t, errs[i])
+			total += counts[i]
+		}
+		require.Equal(t, len(st), total, "every migration applied exactly once")
+		after, err := database.Status(ctx, through)
+		require.NoError(t, err)
+		for _, s := range after {
+			require.True(t, s.Applied, "version %d", s.Version)
+		}
+	})
+
+	t.Run("QueriesNeverDependOnTheServerConnection", func(t *testing.T) {
+		t.Parallel()
+		url := dbtest.NewDatabase(t)
+		ctx := context.Background()
+		pool, err := database.Open(ctx, database.Config{URL: pgbouncertest.Start(t, url), PoolMode: database.PoolTransaction, MaxConns: 8})
+		require.NoError(t, err)
+		defer pool.Close()
+		// Many clients, the same parameterised statements, server
+		// connections shared by turns: named prepared statements would fail
+		// here with "prepared statement … does not exist".
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for w := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 50 {
+					var n int64
+					if err := pool.QueryRow(ctx, "SELECT count(*) + $1::bigint FROM switchboard.river_job WHERE kind = $2", int64(w*i), "none").Scan(&n); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+	})
+
+	t.Run("UnknownPoolModeIsRefused", func(t *testing.T) {
+		t.Parallel()
+		_, err := database.Open(context.Background(), database.Config{URL: "postgres://x@127.0.0.1:1/x", PoolMode: "statement"})
+		require.ErrorContains(t, err, "DATABASE_POOL_MODE")
 	})
 }

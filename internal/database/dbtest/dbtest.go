@@ -101,7 +101,7 @@ func ensureTemplate(ctx context.Context, adminURL string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := database.Migrate(ctx, url, database.Up, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := database.Migrate(ctx, database.Config{URL: url}, database.Up, slog.New(slog.DiscardHandler)); err != nil {
 		return "", err
 	}
 	if _, err := conn.Exec(ctx, "ALTER DATABASE "+building+" RENAME TO "+name); err != nil {
