@@ -20,8 +20,20 @@ import (
 // base is what every command that touches the database reads.
 type base struct {
 	DatabaseURL string `env:"DATABASE_URL"`
-	Log         logging.Config
+	// PoolMode is "transaction" behind PgBouncer's transaction pooling
+	// (see internal/database.PoolTransaction).
+	PoolMode string `env:"DATABASE_POOL_MODE, default=session"`
+	Log      logging.Config
 }
+
+// database is the connection configuration every command shares.
+func (b base) database() database.Config {
+	return database.Config{URL: b.DatabaseURL, PoolMode: database.PoolMode(b.PoolMode)}
+}
+
+// pollOnly reports whether River must poll instead of LISTENing: LISTEN
+// needs a session of its own, which a transaction pooler does not keep.
+func (b base) pollOnly() bool { return database.PoolMode(b.PoolMode) == database.PoolTransaction }
 
 // load reads the environment into each of targets, reporting every bad or
 // missing variable by name at once (internal/envvars).
@@ -44,7 +56,9 @@ func openPool(ctx context.Context, b base, maxConns int32) (*pgxpool.Pool, error
 	if b.DatabaseURL == "" {
 		return nil, usageError{msg: "DATABASE_URL is not set"}
 	}
-	return database.Open(ctx, database.Config{URL: b.DatabaseURL, MaxConns: maxConns})
+	cfg := b.database()
+	cfg.MaxConns = maxConns
+	return database.Open(ctx, cfg)
 }
 
 func actor() string {

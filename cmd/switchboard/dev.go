@@ -149,7 +149,7 @@ func (devCmd) Run(e *env) error {
 	if cfg.WorkerConfig.Base.DatabaseURL == "" {
 		return usageError{msg: "DATABASE_URL is not set (make run provides one)"}
 	}
-	applied, err := database.Migrate(ctx, cfg.WorkerConfig.Base.DatabaseURL, database.Up, logger)
+	applied, err := database.Migrate(ctx, cfg.WorkerConfig.Base.database(), database.Up, logger)
 	if err != nil {
 		return err
 	}

@@ -21,27 +21,27 @@ func (migrateCmd) Help() string {
 binary; goose's own CLI on the migrations/ directory agrees.`
 }
 
-// migrateEnv reads DATABASE_URL and the log settings.
-func migrateEnv(e *env) (string, *slog.Logger, error) {
+// migrateEnv reads DATABASE_URL, DATABASE_POOL_MODE and the log settings.
+func migrateEnv(e *env) (database.Config, *slog.Logger, error) {
 	var b base
 	if err := load(e.ctx, &b); err != nil {
-		return "", nil, err
+		return database.Config{}, nil, err
 	}
 	if b.DatabaseURL == "" {
-		return "", nil, usageError{msg: "DATABASE_URL is not set"}
+		return database.Config{}, nil, usageError{msg: "DATABASE_URL is not set"}
 	}
 	logger, err := newLogger(b.Log, e.stderr)
-	return b.DatabaseURL, logger, err
+	return b.database(), logger, err
 }
 
 type migrateUpCmd struct{}
 
 func (migrateUpCmd) Run(e *env) error {
-	url, logger, err := migrateEnv(e)
+	db, logger, err := migrateEnv(e)
 	if err != nil {
 		return err
 	}
-	v, err := database.Migrate(e.ctx, url, database.Up, logger)
+	v, err := database.Migrate(e.ctx, db, database.Up, logger)
 	if err != nil {
 		return err
 	}
@@ -52,11 +52,11 @@ func (migrateUpCmd) Run(e *env) error {
 type migrateDownCmd struct{}
 
 func (migrateDownCmd) Run(e *env) error {
-	url, logger, err := migrateEnv(e)
+	db, logger, err := migrateEnv(e)
 	if err != nil {
 		return err
 	}
-	v, err := database.Migrate(e.ctx, url, database.Down, logger)
+	v, err := database.Migrate(e.ctx, db, database.Down, logger)
 	if err != nil {
 		return err
 	}
@@ -67,11 +67,11 @@ func (migrateDownCmd) Run(e *env) error {
 type migrateStatusCmd struct{}
 
 func (migrateStatusCmd) Run(e *env) error {
-	url, _, err := migrateEnv(e)
+	db, _, err := migrateEnv(e)
 	if err != nil {
 		return err
 	}
-	st, err := database.Status(e.ctx, url)
+	st, err := database.Status(e.ctx, db)
 	if err != nil {
 		return err
 	}
@@ -99,11 +99,11 @@ func (c *migrateResetCmd) Validate() error {
 }
 
 func (c *migrateResetCmd) Run(e *env) error {
-	url, logger, err := migrateEnv(e)
+	db, logger, err := migrateEnv(e)
 	if err != nil {
 		return err
 	}
-	st, err := database.Status(e.ctx, url)
+	st, err := database.Status(e.ctx, db)
 	if err != nil {
 		return err
 	}
@@ -111,11 +111,11 @@ func (c *migrateResetCmd) Run(e *env) error {
 		if !s.Applied {
 			continue
 		}
-		if _, err := database.Migrate(e.ctx, url, database.Down, logger); err != nil {
+		if _, err := database.Migrate(e.ctx, db, database.Down, logger); err != nil {
 			return err
 		}
 	}
-	v, err := database.Migrate(e.ctx, url, database.Up, logger)
+	v, err := database.Migrate(e.ctx, db, database.Up, logger)
 	if err != nil {
 		return err
 	}

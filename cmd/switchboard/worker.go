@@ -184,6 +184,7 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 		return nil, err
 	}
 
+	cfg.Worker.PollOnly = cfg.Base.pollOnly()
 	client, err := worker.NewClient(cfg.Worker, pool, workers, periodic, logger, registry.Hook())
 	if err != nil {
 		return nil, err

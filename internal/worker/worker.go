@@ -56,6 +56,9 @@ type Config struct {
 
 	FetchCooldown     time.Duration `env:"WORKER_FETCH_COOLDOWN, default=5ms"`
 	FetchPollInterval time.Duration `env:"WORKER_FETCH_POLL_INTERVAL, default=100ms"`
+	// PollOnly makes River poll every FetchPollInterval instead of
+	// LISTENing for new jobs: set when DATABASE_POOL_MODE=transaction.
+	PollOnly bool
 	// DBMaxConns sizes the worker's pgx pool. Workers hold a connection only
 	// for their short transactions, never across a vendor call.
 	DBMaxConns int32 `env:"WORKER_DB_MAX_CONNS, default=50"`
@@ -154,6 +157,7 @@ func NewClient(cfg Config, pool *pgxpool.Pool, workers *river.Workers, periodic 
 		Logger:                      logging.Library(logger), // River's routine INFO lines at DEBUG
 		FetchCooldown:               cfg.FetchCooldown,
 		FetchPollInterval:           cfg.FetchPollInterval,
+		PollOnly:                    cfg.PollOnly,
 		CompletedJobRetentionPeriod: cfg.CompletedRetention,
 		// Dead letters are copied out of River at the moment a job gives
 		// up, so River may clean discarded and cancelled rows on its schedule.
