@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
-	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -40,7 +39,7 @@ func TestWorkerAndAPIThroughPgBouncer(t *testing.T) {
 	for k, v := range map[string]string{
 		"DATABASE_URL": through, "DATABASE_POOL_MODE": "transaction",
 		"API_ADDR": apiAddr, "PUBLIC_BASE_URL": "http://" + apiAddr, "WORKER_ADDR": workerAddr,
-		"METRICS_ADDR": freeAddr(t),
+		"API_METRICS_ADDR": freeAddr(t), "WORKER_METRICS_ADDR": freeAddr(t),
 		"TWILIO_ACCOUNT_SID": sid, "TWILIO_AUTH_TOKEN": token, "TWILIO_FROM_NUMBER": "+15005550006",
 		"TWILIO_API_BASE_URL": boxSrv.URL, "SMS_PROVIDERS": "twilio",
 		"WORKER_QUEUES": "sms=10,inbound=5,maintenance=1,fhir=1", "LOG_LEVEL": "warn",
@@ -123,14 +122,6 @@ func TestWorkerAndAPIThroughPgBouncer(t *testing.T) {
 	var delivered int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM switchboard.events WHERE id > 0 AND kind = 'message.delivered'`).Scan(&delivered))
 	require.Equal(t, 2, delivered)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 type testLog struct{ t *testing.T }
