@@ -124,6 +124,9 @@ func UpsertPatient(ctx context.Context, tx pgx.Tx, p UpsertPatientParams) (int64
 		birth = p.BirthDate.Format(time.DateOnly)
 	}
 	var id int64
+	if err := propagateTrace(ctx, tx); err != nil {
+		return 0, err
+	}
 	err := tx.QueryRow(ctx, "SELECT switchboard.upsert_patient($1, $2, $3, $4, $5::date, $6)",
 		p.ExternalRef, nullString(p.GivenName), nullString(p.FamilyName), nullString(p.Gender), birth,
 		nullString(p.PhoneE164)).Scan(&id)
@@ -170,6 +173,9 @@ func RecordObservation(ctx context.Context, tx pgx.Tx, p RecordObservationParams
 		device = p.DeviceID
 	}
 	var id int64
+	if err := propagateTrace(ctx, tx); err != nil {
+		return 0, err
+	}
 	err := tx.QueryRow(ctx, "SELECT switchboard.record_observation($1, $2, $3::numeric, $4, $5, $6, $7, $8, $9)",
 		p.PatientExternalRef, p.Kind, p.Value, p.Unit, nullTime(p.EffectiveStart), nullTime(p.EffectiveEnd),
 		source, nullString(p.SourceID), device).Scan(&id)
@@ -212,6 +218,9 @@ func PushFHIR(ctx context.Context, tx pgx.Tx, resource any, opts *PushFHIROpts) 
 		opts = &PushFHIROpts{}
 	}
 	var id int64
+	if err := propagateTrace(ctx, tx); err != nil {
+		return 0, err
+	}
 	err := tx.QueryRow(ctx, "SELECT switchboard.push_fhir($1::jsonb, $2, $3)",
 		string(b), nullString(opts.EndpointName), nullString(opts.IdempotencyKey)).Scan(&id)
 	if err != nil {

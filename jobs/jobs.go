@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/switchboard-health/switchboard/internal/telemetry"
 )
 
 // Queue names.
@@ -72,6 +74,9 @@ func Enqueue(ctx context.Context, tx pgx.Tx, kind string, args any, opts *Enqueu
 		at = opts.ScheduledAt
 	}
 	var id int64
+	if err := propagateTrace(ctx, tx); err != nil {
+		return 0, err
+	}
 	if err := tx.QueryRow(ctx, "SELECT switchboard.enqueue($1, $2::jsonb, $3)", kind, string(b), at).Scan(&id); err != nil {
 		return 0, apiError("switchboard.enqueue", err)
 	}
@@ -82,4 +87,14 @@ func Enqueue(ctx context.Context, tx pgx.Tx, kind string, args any, opts *Enqueu
 type EnqueueOpts struct {
 	// ScheduledAt delays the job; zero runs it now.
 	ScheduledAt time.Time
+}
+
+// propagateTrace hands the span in ctx, if any, to the jobs the next SQL
+// call inserts (migration 00088 copies switchboard.traceparent into their
+// metadata), so one trace runs from the app's transaction to the vendor.
+func propagateTrace(ctx context.Context, tx pgx.Tx) error {
+	if err := telemetry.PropagateTx(ctx, tx); err != nil {
+		return fmt.Errorf("error passing the trace context: %w", err)
+	}
+	return nil
 }

@@ -60,6 +60,9 @@ type SendSMSParams struct {
 // or ErrIdempotencyConflict.
 func SendSMS(ctx context.Context, tx pgx.Tx, p SendSMSParams) (int64, error) {
 	var id int64
+	if err := propagateTrace(ctx, tx); err != nil {
+		return 0, err
+	}
 	err := tx.QueryRow(ctx, "SELECT switchboard.send_sms($1, $2, $3, $4, $5, $6, $7)",
 		p.IdempotencyKey, p.To, p.Body, nullString(p.PatientRef), nullTime(p.NotBefore), nullTime(p.NotAfter), nullString(p.TimeZone)).Scan(&id)
 	if err != nil {

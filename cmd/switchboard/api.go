@@ -14,6 +14,7 @@ import (
 	"github.com/switchboard-health/switchboard/internal/fhir"
 	"github.com/switchboard-health/switchboard/internal/opsmetrics"
 	"github.com/switchboard-health/switchboard/internal/secrets"
+	"github.com/switchboard-health/switchboard/internal/telemetry"
 	"github.com/switchboard-health/switchboard/internal/telnyx"
 	"github.com/switchboard-health/switchboard/internal/wearables"
 	"github.com/switchboard-health/switchboard/internal/worker"
@@ -85,6 +86,11 @@ func (apiCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := startTracing(ctx, "switchboard-api")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	pool, err := openPool(ctx, cfg.Base, cfg.DBMaxConns)
 	if err != nil {
 		return err
@@ -104,7 +110,7 @@ func (apiCmd) Run(e *env) error {
 // newInsertClient is an insert-only River client: the api enqueues webhook
 // processing and serves River UI, it works no jobs.
 func newInsertClient(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
-	return river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: worker.Schema})
+	return river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: worker.Schema, Middleware: telemetry.InsertMiddleware()})
 }
 
 func newAPIServer(cfg api.Config, pool *pgxpool.Pool, logger *slog.Logger) (*api.Server, error) {

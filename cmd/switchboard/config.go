@@ -15,6 +15,7 @@ import (
 	"github.com/switchboard-health/switchboard/internal/database"
 	"github.com/switchboard-health/switchboard/internal/envvars"
 	"github.com/switchboard-health/switchboard/internal/logging"
+	"github.com/switchboard-health/switchboard/internal/telemetry"
 )
 
 // base is what every command that touches the database reads.
@@ -104,4 +105,18 @@ func openBasePool(e *env) (*pgxpool.Pool, error) {
 		return nil, err
 	}
 	return openPool(e.ctx, b, 2)
+}
+
+// startTracing turns OpenTelemetry on when the OTEL_* environment asks for it
+// (internal/telemetry); the returned function flushes what is buffered.
+func startTracing(ctx context.Context, service string) (func(), error) {
+	shutdown, err := telemetry.Setup(ctx, service)
+	if err != nil {
+		return nil, usageError{msg: err.Error()}
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdown(ctx)
+	}, nil
 }

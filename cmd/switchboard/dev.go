@@ -162,6 +162,11 @@ func (devCmd) Run(e *env) error {
 		FailureRate:   cfg.FailureRate,
 	}, logger.With(slog.String("component", "sandbox_twilio")))
 
+	stopTracing, err := startTracing(ctx, "switchboard-dev")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	pool, err := openPool(ctx, cfg.WorkerConfig.Base, cfg.WorkerConfig.Worker.DBMaxConns)
 	if err != nil {
 		return err

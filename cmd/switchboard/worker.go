@@ -24,6 +24,7 @@ import (
 	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/internal/secrets"
 	"github.com/switchboard-health/switchboard/internal/sms"
+	"github.com/switchboard-health/switchboard/internal/telemetry"
 	"github.com/switchboard-health/switchboard/internal/telnyx"
 	"github.com/switchboard-health/switchboard/internal/twilio"
 	"github.com/switchboard-health/switchboard/internal/wearables"
@@ -69,6 +70,11 @@ func (workerCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := startTracing(ctx, "switchboard-worker")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	pool, err := openPool(ctx, cfg.Base, cfg.Worker.DBMaxConns)
 	if err != nil {
 		return err
@@ -112,7 +118,10 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 			return nil, usageError{msg: err.Error()}
 		}
 	}
-	transport := worker.NewTransport(cfg.Worker)
+	var transport http.RoundTripper = worker.NewTransport(cfg.Worker)
+	if telemetry.Enabled() {
+		transport = telemetry.Transport(transport)
+	}
 	registry := resilience.New(resilience.DBStore{Pool: pool})
 	limiter := ratelimit.New(pool)
 

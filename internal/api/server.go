@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchboard-health/switchboard/db"
 	"github.com/switchboard-health/switchboard/internal/httpserver"
+	"github.com/switchboard-health/switchboard/internal/telemetry"
 )
 
 // RiverSchema is the schema River's tables live in. New refuses a River
@@ -114,6 +115,9 @@ func New(cfg Config, pool *pgxpool.Pool, client *river.Client[pgx.Tx], logger *s
 		riverUI:         ui,
 	}
 	s.handler = s.routes()
+	if telemetry.Enabled() {
+		s.handler = telemetry.MessageTrace(telemetry.Handler(s.handler), s.sendTrace)
+	}
 
 	if cfg.TwilioAuthToken == "" {
 		logger.Warn("twilio auth token not set: twilio callbacks will answer 503")
@@ -160,6 +164,19 @@ func (s *Server) routes() http.Handler {
 
 // Handler returns the server's routes.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// sendTrace is the traceparent the send job of a message carries, so a
+// vendor's status webhook joins the trace that sent it; "" once River has
+// cleaned the job.
+func (s *Server) sendTrace(ctx context.Context, messageID int64) (string, error) {
+	var tp *string
+	err := s.pool.QueryRow(ctx, `SELECT j.metadata->>'traceparent' FROM switchboard.messages m
+		JOIN switchboard.river_job j ON j.id = m.job_id WHERE m.id = $1`, messageID).Scan(&tp)
+	if err != nil || tp == nil {
+		return "", err
+	}
+	return *tp, nil
+}
 
 // Start starts River UI's background services; they stop when ctx ends.
 // Run calls it; tests that serve Handler themselves call it first. It

@@ -16,6 +16,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/switchboard-health/switchboard/internal/telemetry"
 	"github.com/switchboard-health/switchboard/migrations"
 )
 
@@ -94,6 +95,9 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	}
 	if cfg.MinConns > 0 {
 		pc.MinConns = cfg.MinConns
+	}
+	if telemetry.Enabled() {
+		pc.ConnConfig.Tracer = telemetry.PgxTracer()
 	}
 	pc.MaxConnIdleTime = 5 * time.Minute
 	pc.HealthCheckPeriod = 15 * time.Second

@@ -39,6 +39,7 @@ import (
 
 	"github.com/switchboard-health/switchboard/internal/httpserver"
 	"github.com/switchboard-health/switchboard/internal/logging"
+	"github.com/switchboard-health/switchboard/internal/telemetry"
 )
 
 // Schema is where River's tables live.
@@ -164,7 +165,7 @@ func NewClient(cfg Config, pool *pgxpool.Pool, workers *river.Workers, periodic 
 		JobTimeout:           jobTimeout(cfg.JobTimeout),
 		RescueStuckJobsAfter: rescueAfter(cfg.RescueAfter, jobTimeout(cfg.JobTimeout)),
 		ErrorHandler:         &errorHandler{logger: logger, unknownKindAttempts: unknownAttempts},
-		Middleware:           []rivertype.Middleware{&jobMiddleware{}},
+		Middleware:           middleware(),
 		Hooks:                hooks,
 		PeriodicJobs:         periodic,
 	})
@@ -172,6 +173,15 @@ func NewClient(cfg Config, pool *pgxpool.Pool, workers *river.Workers, periodic 
 		return nil, fmt.Errorf("error creating river client: %w", err)
 	}
 	return client, nil
+}
+
+// middleware is every job's middleware: ours, then tracing when it is on.
+func middleware() []rivertype.Middleware {
+	mw := []rivertype.Middleware{&jobMiddleware{}}
+	if telemetry.Enabled() {
+		mw = append(mw, telemetry.RiverMiddleware()...)
+	}
+	return mw
 }
 
 // QueueNames lists the configured queues, sorted.
