@@ -90,7 +90,7 @@ type EnqueueOpts struct {
 }
 
 // propagateTrace hands the span in ctx, if any, to the jobs the next SQL
-// call inserts (migration 00088 copies switchboard.traceparent into their
+// call inserts (migration 00091 copies switchboard.traceparent into their
 // metadata), so one trace runs from the app's transaction to the vendor.
 func propagateTrace(ctx context.Context, tx pgx.Tx) error {
 	if err := telemetry.PropagateTx(ctx, tx); err != nil {
