@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -99,7 +100,7 @@ func (apiCmd) Run(e *env) error {
 	if err := cfg.Vendors.apply(&cfg.API, pool, logger); err != nil {
 		return err
 	}
-	prometheus.MustRegister(opsmetrics.NewCollector(pool))
+	registerOpsMetrics(pool)
 	srv, err := newAPIServer(cfg.API, pool, logger)
 	if err != nil {
 		return err
@@ -119,4 +120,22 @@ func newAPIServer(cfg api.Config, pool *pgxpool.Pool, logger *slog.Logger) (*api
 		return nil, err
 	}
 	return api.New(cfg, pool, client, logger)
+}
+
+var (
+	opsMu        sync.Mutex
+	opsCollector prometheus.Collector
+)
+
+// registerOpsMetrics exports the database-derived gauges of pool, replacing
+// those of an earlier pool in this process (tests run the api more than
+// once; a second MustRegister would panic).
+func registerOpsMetrics(pool *pgxpool.Pool) {
+	opsMu.Lock()
+	defer opsMu.Unlock()
+	if opsCollector != nil {
+		prometheus.Unregister(opsCollector)
+	}
+	opsCollector = opsmetrics.NewCollector(pool)
+	prometheus.MustRegister(opsCollector)
 }

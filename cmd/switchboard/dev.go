@@ -16,7 +16,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sync/errgroup"
 
@@ -25,7 +24,6 @@ import (
 	"github.com/switchboard-health/switchboard/internal/fhir"
 	"github.com/switchboard-health/switchboard/internal/fhir/fhirsandbox"
 	"github.com/switchboard-health/switchboard/internal/httpserver"
-	"github.com/switchboard-health/switchboard/internal/opsmetrics"
 	googlehealthsandbox "github.com/switchboard-health/switchboard/internal/sandbox/googlehealth"
 	telnyxsandbox "github.com/switchboard-health/switchboard/internal/sandbox/telnyx"
 	twiliosandbox "github.com/switchboard-health/switchboard/internal/sandbox/twilio"
@@ -192,7 +190,7 @@ func (devCmd) Run(e *env) error {
 	if err := cfg.Vendors.apply(&cfg.API.API, pool, logger); err != nil {
 		return err
 	}
-	prometheus.MustRegister(opsmetrics.NewCollector(pool))
+	registerOpsMetrics(pool)
 	srv, err := newAPIServer(cfg.API.API, pool, logger)
 	if err != nil {
 		return err
