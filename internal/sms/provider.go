@@ -8,6 +8,53 @@ import (
 	"github.com/switchboard-health/switchboard/internal/resilience"
 )
 
+// The provider contract. An adapter (internal/twilio, internal/telnyx)
+// implements Adapter — Sender, ReportFetcher and ReportParser — declares so
+// at compile time (var _ sms.Adapter = (*Client)(nil)), and passes the
+// shared conformance suite in internal/sms/smstest from its own tests.
+
+// Adapter is everything a provider adapter implements.
+type Adapter interface {
+	Sender
+	ReportFetcher
+	ReportParser
+	// Probe is a cheap authenticated read (Provider.Probe).
+	Probe(ctx context.Context) error
+}
+
+// Sender hands messages to one provider. Implementations classify every
+// failure once, returning a *SendError.
+type Sender interface {
+	// Provider names the provider ("twilio", "telnyx").
+	Provider() string
+	// Send submits the message. On failure it returns a *SendError whose
+	// Class says whether the request may have been accepted.
+	Send(ctx context.Context, m Outbound) (Accepted, error)
+	// FindSent lists the messages the provider accepted since the given
+	// time (minus its clock skew) that may be m: to m's recipient, from our
+	// sender, with m's body — or carrying m's status callback URL where the
+	// provider echoes it, which is decisive (Candidate.Tagged); a message
+	// whose echoed callback is another message's is never listed. It
+	// returns none when there is none. It is how an attempt whose outcome
+	// was lost is reconciled before any resend; which candidate is m's copy
+	// is decided by the domain (send_reconcile.go), not the adapter.
+	FindSent(ctx context.Context, m Outbound, since time.Time) ([]Candidate, error)
+}
+
+// ReportFetcher asks a provider for a message's current status. It returns
+// (nil, nil) when the provider does not know the id. Provider adapters
+// implement it beside Sender.
+type ReportFetcher interface {
+	FetchReport(ctx context.Context, providerMessageID string) (*Report, error)
+}
+
+// ReportParser turns one stored provider webhook into a status report.
+// Provider adapters implement it; a parse error means the webhook can never
+// be applied (it is marked ignored, not retried).
+type ReportParser interface {
+	ParseReport(eventType string, raw []byte) (Report, error)
+}
+
 // Provider is one SMS provider as the send worker uses it: the adapter, its
 // destination's resilience policies, a cheap probe, and an optional
 // distributed rate limit.

@@ -15,13 +15,6 @@ import (
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
-// ReportFetcher asks a provider for a message's current status. It returns
-// (nil, nil) when the provider does not know the id. Provider adapters
-// implement it beside Sender.
-type ReportFetcher interface {
-	FetchReport(ctx context.Context, providerMessageID string) (*Report, error)
-}
-
 // ReconcileConfig is when lost status callbacks are made good.
 type ReconcileConfig struct {
 	// After: a message accepted this long ago without a final status is

@@ -1,11 +1,11 @@
 package sms
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-
-	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -93,4 +93,140 @@ func (w *SendWorker) fenced(ctx context.Context, job *river.Job[jobs.SMSSendArgs
 		}
 		return fn(tx)
 	})
+}
+
+// begin locks the message again, decides again (a shared claim or another
+// run of the job may have acted since prepare) and, if it is still to be
+// sent with nothing to reconcile, records the attempt, committed before the
+// request leaves. Otherwise it returns what the new decision says (errDone,
+// a snooze, a cancellation) and nothing is sent.
+func (w *SendWorker) begin(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider) (db.MessageAttempt, plan, error) {
+	var (
+		att    db.MessageAttempt
+		p      plan
+		result error
+	)
+	err := w.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		p, result, err = w.decideLocked(ctx, tx, job)
+		if err != nil || result != nil {
+			return err
+		}
+		if p.unresolved != nil {
+			// Another run left an attempt to reconcile since prepare:
+			// the job's next run asks its provider first.
+			result = fmt.Errorf("message %d has an unresolved attempt %d made by another run; reconciling first", job.Args.MessageID, p.unresolved.ID)
+			return nil
+		}
+		atts, err := w.claimRows(ctx, tx, []claimReq{{messageID: job.Args.MessageID, run: runOf(job), provider: prov.Name()}})
+		if err != nil {
+			return err
+		}
+		att = atts[job.Args.MessageID]
+		return nil
+	})
+	if err == nil {
+		err = result
+	}
+	return att, p, err
+}
+
+// claimReq asks for a message to be claimed for sending through provider.
+type claimReq struct {
+	messageID int64
+	run       run
+	provider  string
+}
+
+// claim is a claimed message: what to send and its attempt, committed.
+type claim struct {
+	ok   bool // false: nothing was written, the job decides alone
+	plan plan
+	att  db.MessageAttempt
+}
+
+// claimBatch claims, in one transaction, every message of reqs that is to
+// be sent now with nothing to reconcile first: it records their attempts. The others (and a second job for a message already
+// in the batch) are left untouched for their jobs to decide alone.
+func (w *SendWorker) claimBatch(ctx context.Context, reqs []claimReq) ([]claim, error) {
+	out := make([]claim, len(reqs))
+	ids := make([]int64, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.messageID
+	}
+	err := w.tx(ctx, func(tx pgx.Tx) error {
+		states, err := w.loadForSend(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
+		runs := make([]run, len(reqs))
+		for i, r := range reqs {
+			runs[i] = r.run
+		}
+		holds, err := w.holding(ctx, tx, ids, runs)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		var (
+			claimed []claimReq
+			plans   []plan
+			index   = map[int64]int{}
+		)
+		for i, r := range reqs {
+			st, found := states[r.messageID]
+			if _, dup := index[r.messageID]; !found || dup || !holds[held{r.messageID, r.run}] {
+				continue
+			}
+			p, v := w.decide(st, now)
+			if v.decision != decideSend || p.unresolved != nil {
+				continue
+			}
+			index[r.messageID] = i
+			claimed = append(claimed, r)
+			plans = append(plans, p)
+		}
+		if len(claimed) == 0 {
+			return nil
+		}
+		atts, err := w.claimRows(ctx, tx, claimed)
+		if err != nil {
+			return err
+		}
+		for j, r := range claimed {
+			out[index[r.messageID]] = claim{ok: true, plan: plans[j], att: atts[r.messageID]}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// claimRows records the attempts of reqs, returned by message id. The
+// messages themselves are not written: an attempt without an outcome is
+// the mark of a request that may be in flight (cancel_sms and every later
+// run honour it), and the message is written once, when the provider has
+// accepted it.
+func (w *SendWorker) claimRows(ctx context.Context, tx pgx.Tx, reqs []claimReq) (map[int64]db.MessageAttempt, error) {
+	start := db.AttemptsStartParams{}
+	for _, r := range reqs {
+		start.MessageIds = append(start.MessageIds, r.messageID)
+		start.Providers = append(start.Providers, r.provider)
+		start.JobIds = append(start.JobIds, r.run.jobID)
+		start.JobAttempts = append(start.JobAttempts, int32(r.run.attempt))
+	}
+	atts, err := w.q.AttemptsStart(ctx, tx, start)
+	if err != nil {
+		return nil, fmt.Errorf("error recording attempts: %w", err)
+	}
+	out := make(map[int64]db.MessageAttempt, len(atts))
+	for _, a := range atts {
+		out[a.MessageID] = a
+	}
+	if len(out) != len(reqs) {
+		return nil, fmt.Errorf("error recording attempts: %d rows for %d messages", len(out), len(reqs))
+	}
+	return out, nil
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/switchboard-health/switchboard/db"
-	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -33,14 +32,7 @@ func (w *SendWorker) reconcile(ctx context.Context, job *river.Job[jobs.SMSSendA
 		return err
 	})
 	if err != nil {
-		se := AsSendError(prov.Name(), err)
-		switch se.Class {
-		case ClassThrottled:
-			return true, river.JobSnooze(max(se.RetryAfter, time.Second))
-		case ClassUnavailable:
-			return true, resilience.Snooze(ctx, job.JobRow, se.Err, w.cfg.UnavailableLimit)
-		}
-		return true, fmt.Errorf("error reconciling sms with provider: %w", se)
+		return true, w.outcome(ctx, job, AsSendError(prov.Name(), fmt.Errorf("error reconciling sms with provider: %w", err)))
 	}
 	found, undecided, err := w.identify(ctx, prov, job.Args.MessageID, *p.unresolved, cands)
 	if err != nil {

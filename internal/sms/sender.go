@@ -1,7 +1,6 @@
 package sms
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -9,9 +8,11 @@ import (
 
 // Outbound is one message to hand to a provider.
 type Outbound struct {
-	// MessageID is Switchboard's message id; providers carry it back in the
-	// status-callback URL so reports map to the message even when the send
-	// response was lost.
+	// MessageID is Switchboard's message id. It travels in the status
+	// callback URL (?m=<id>); a status report is matched to its message by
+	// the provider's message id (ApplyReport), and reconciliation uses the
+	// ?m= where the provider echoes the URL (Telnyx), so a copy whose send
+	// response was lost is still recognised as this message's.
 	MessageID int64
 	To        string
 	Body      string
@@ -34,25 +35,6 @@ type Accepted struct {
 	// ErrorCode is the provider's error code for a failed message, when a
 	// lookup (not a send) returns one.
 	ErrorCode string
-}
-
-// Sender hands messages to one provider. Implementations classify every
-// failure once, returning a *SendError.
-type Sender interface {
-	// Provider names the provider ("twilio", "telnyx").
-	Provider() string
-	// Send submits the message. On failure it returns a *SendError whose
-	// Class says whether the request may have been accepted.
-	Send(ctx context.Context, m Outbound) (Accepted, error)
-	// FindSent lists the messages the provider accepted since the given
-	// time (minus its clock skew) that may be m: to m's recipient, from our
-	// sender, with m's body — or carrying m's status callback URL where the
-	// provider echoes it, which is decisive (Candidate.Tagged); a message
-	// whose echoed callback is another message's is never listed. It
-	// returns none when there is none. It is how an attempt whose outcome
-	// was lost is reconciled before any resend; which candidate is m's copy
-	// is decided by the domain (send_reconcile.go), not the adapter.
-	FindSent(ctx context.Context, m Outbound, since time.Time) ([]Candidate, error)
 }
 
 // Candidate is a message a provider accepted that may be the copy of the

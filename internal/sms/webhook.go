@@ -18,13 +18,6 @@ import (
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
-// ReportParser turns one stored provider webhook into a status report.
-// Provider adapters implement it; a parse error means the webhook can never
-// be applied (it is marked ignored, not retried).
-type ReportParser interface {
-	ParseReport(eventType string, raw []byte) (Report, error)
-}
-
 // OrphanWindow is how long a status report for a provider message id no
 // message carries is retried before it is given up: the report may have
 // overtaken the commit that records the id (seconds at most), but a validly

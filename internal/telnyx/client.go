@@ -60,10 +60,7 @@ type Client struct {
 	now       func() time.Time
 }
 
-var (
-	_ sms.Sender       = (*Client)(nil)
-	_ sms.ReportParser = (*Client)(nil)
-)
+var _ sms.Adapter = (*Client)(nil)
 
 // New returns a Client for cfg. transport is shared by every call (pass a
 // tuned *http.Transport whose MaxIdleConnsPerHost covers the workers); nil
