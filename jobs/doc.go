@@ -1,5 +1,7 @@
-// Package jobs is the catalogue of Switchboard's job kinds and the typed Go
-// calls of its SQL API. It imports River, pgx and the standard library only,
+// Package jobs is the catalogue of Switchboard's 15 job kinds and the typed
+// Go calls of its SQL API: what other Go services import, the way River's
+// rivertype serves River's users. Every typed call has a runnable example
+// (example_test.go, against a real database). It imports River, pgx and the standard library only,
 // so any Go service can enqueue without linking vendor code.
 //
 // Every call takes the caller's pgx.Tx: the domain row and its job commit
@@ -9,6 +11,17 @@
 // destination a kind calls and how long it may wait for an unavailable
 // destination live in switchboard.job_kinds; each args type's InsertOpts
 // mirrors its row (a test keeps them equal).
+//
+// # Enqueue
+//
+// Each kind is inserted by its own SQL function (send_sms, upsert_patient,
+// record_observation, push_fhir, …; the typed calls below), by a trigger,
+// or by the workers themselves (periodic kinds, webhooks). The generic
+// switchboard.enqueue (Enqueue) accepts only kinds whose
+// job_kinds.app_enqueue is true, and no shipped kind sets it: every kind
+// needs its domain row written in the same transaction, which only its own
+// function does. It is the extension point for a kind added later whose
+// args are all it needs.
 //
 // Outcomes common to every kind that calls a vendor (internal/resilience):
 // a 429 snoozes until the vendor's reset; an open breaker or a paused
@@ -73,4 +86,97 @@
 // raw webhook and inbound bodies after RETENTION_WEBHOOK_BODY (rows, statuses
 // and audit entries stay), removes idle rate-limiter keys, and requeues
 // outage dead letters of auto_requeue kinds whose destination is healthy.
+//
+// # fhir_push
+//
+// Queue fhir, 12 attempts. Pushes one local entity — a patient, observation,
+// device, sent message (Communication), SMS consent (Consent) or an app-built
+// resource (push_fhir) — to one EHR endpoint. Inserted by upsert_patient,
+// record_observation, push_fhir and by triggers on messages and sms_consent,
+// at most one waiting job per (endpoint, entity). Maps the current row,
+// validates it (an invalid resource cancels into a dead letter with the
+// reason and is never sent), then writes it with a conditional create or
+// update on Switchboard's business identifier, version-aware (If-Match) once
+// the resource is linked; an unchanged entity is not sent again. A patient is
+// pushed before anything that refers to it. Snoozes on 429 (Retry-After), on
+// the endpoint's rate limit and while its breaker is open (dead letter of
+// class unavailable after 24 h). Retries network errors and 5xx; re-reads and
+// re-applies on 409/412 (bounded). Cancels into a dead letter on
+// 400/403/404/405/410/422 (the OperationOutcome's codes are in the error), on
+// a 412 of a conditional write (several resources on the EHR carry our
+// identifier: the operator merges them on the EHR, then runs `switchboard dlq
+// retry ID`), and on rejected credentials.
+//
+// # fhir_pull
+//
+// Queue fhir, 10 attempts. Pulls one resource type from one endpoint: a
+// _lastUpdated search from the stored cursor minus an overlap window,
+// following next links on the endpoint's origin only. Each resource version
+// is stored once in fhir_inbound; Switchboard's own writes (meta.tag) are
+// skipped; resources are matched to patients by identifier only and unmatched
+// ones held for review; matched Patients and Observations are mapped into
+// patients/observations and announced with an ehr.data_pulled event. Enqueued
+// by fhir_pull_schedule and by rest-hook notifications. Same snooze and retry
+// rules as fhir_push; 401 after a token refresh and 403 cancel into a dead
+// letter.
+//
+// # fhir_pull_schedule
+//
+// Queue maintenance, 1 attempt, periodic. Enqueues a fhir_pull for every
+// enabled endpoint and pull type whose interval has passed. Harmless to lose
+// a run: the next one catches up.
+//
+// # wearable_sync
+//
+// Queue wearables, 6 attempts, destination google_health. Pulls one data type
+// of one device connection for one time window from the Google Health API,
+// following pages, and stores each data point once (unique per source); valid
+// new or changed observations enqueue fhir_push in the same transaction.
+// Unique by args per minute, so a burst of notifications for the same window
+// is one job. Snoozes (no attempt spent) when the per-user limit (300/min,
+// key google_health:<healthUserId>) is used up, on 429, and while the
+// google_health breaker is open. A dead refresh token (invalid_grant) or a
+// revoked access completes the job and moves the connection to needs_reauth
+// with one re-connect SMS; a scope the patient did not grant disables that
+// data type. Retries 5xx and network errors; our own bad request (400, 404)
+// is a dead letter: check the data type and filter.
+//
+// # wearable_backfill
+//
+// Queue wearables, 5 attempts. After a consent (or a re-consent), enqueues
+// chunked wearable_sync jobs from each data type's cursor (or
+// WEARABLES_BACKFILL_DAYS back), spaced to respect the per-user limit.
+// Retries on database errors only.
+//
+// # wearable_notification
+//
+// Queue wearables, 10 attempts. Turns one stored Google Health notification
+// (switchboard.inbound_webhooks) into wearable_sync jobs for the windows it
+// names (DELETE: a sync that marks points gone from the window
+// entered-in-error). A notification for an unknown user or type is marked
+// ignored.
+//
+// # wearable_summarize
+//
+// Queue wearables, 5 attempts. Folds the raw high-frequency samples (heart
+// rate) of closed periods into one summary observation per period (mean, min,
+// max, count), pushed like any other.
+//
+// # wearable_poll
+//
+// Queue wearables, 1 attempt, periodic. Safety net: enqueues syncs of the
+// last days of every active connection, retries connections in error after
+// their backoff, and flags connections without data for WEARABLES_STALE_AFTER
+// (event device.stale, metric switchboard_wearables_stale_connections) once.
+//
+// # wearable_revoke
+//
+// Queue wearables, 8 attempts, destination google_health. Revokes a
+// disconnected connection's token at Google, then erases it.
+//
+// # apple_health_ingest
+//
+// Queue wearables, 10 attempts. Turns one accepted Apple Health upload into
+// observations and entered-in-error corrections. Retries on database errors;
+// the upload's samples are already stored, so nothing is lost while it waits.
 package jobs

@@ -10,41 +10,6 @@ import (
 	"github.com/riverqueue/river"
 )
 
-// Catalogue of the FHIR kinds (to be merged into doc.go):
-//
-// fhir_push (queue fhir, 12 attempts). Pushes one local entity — a patient,
-// observation, device, sent message (Communication), SMS consent (Consent)
-// or an app-built resource (push_fhir) — to one EHR endpoint. Inserted by
-// upsert_patient, record_observation, push_fhir and by triggers on messages
-// and sms_consent, at most one waiting job per (endpoint, entity). Maps the
-// current row, validates it (an invalid resource cancels into a dead letter
-// with the reason and is never sent), then writes it with a conditional
-// create or update on Switchboard's business identifier, version-aware
-// (If-Match) once the resource is linked; an unchanged entity is not sent
-// again. A patient is pushed before anything that refers to it. Snoozes on
-// 429 (Retry-After), on the endpoint's rate limit and while its breaker is
-// open (dead letter of class unavailable after 24 h). Retries network
-// errors and 5xx; re-reads and re-applies on 409/412 (bounded). Cancels into
-// a dead letter on 400/403/404/405/410/422 (the OperationOutcome's codes are
-// in the error), on a 412 of a conditional write (several resources on the
-// EHR carry our identifier: the operator merges them on the EHR, then runs
-// `switchboard dlq retry ID`), and on rejected credentials.
-//
-// fhir_pull (queue fhir, 10 attempts). Pulls one resource type from one
-// endpoint: a _lastUpdated search from the stored cursor minus an overlap
-// window, following next links on the endpoint's origin only. Each resource
-// version is stored once in fhir_inbound; Switchboard's own writes (meta.tag)
-// are skipped; resources are matched to patients by identifier only and
-// unmatched ones held for review; matched Patients and Observations are
-// mapped into patients/observations and announced with an ehr.data_pulled
-// event. Enqueued by fhir_pull_schedule and by rest-hook notifications.
-// Same snooze and retry rules as fhir_push; 401 after a token refresh and
-// 403 cancel into a dead letter.
-//
-// fhir_pull_schedule (queue maintenance, 1 attempt, periodic). Enqueues a
-// fhir_pull for every enabled endpoint and pull type whose interval has
-// passed. Harmless to lose a run: the next one catches up.
-
 // Kinds of the FHIR integration.
 const (
 	KindFHIRPush         = "fhir_push"

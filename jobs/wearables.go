@@ -10,50 +10,6 @@ import (
 )
 
 // Kinds of the wearables integration.
-//
-// Catalogue text for jobs/doc.go:
-//
-// wearable_sync (queue wearables, 6 attempts, destination google_health).
-// Pulls one data type of one device connection for one time window from the
-// Google Health API, following pages, and stores each data point once
-// (unique per source); valid new or changed observations enqueue fhir_push in
-// the same transaction. Unique by args per minute, so a burst of
-// notifications for the same window is one job. Snoozes (no attempt spent)
-// when the per-user limit (300/min, key google_health:<healthUserId>) is used
-// up, on 429, and while the google_health breaker is open. A dead refresh
-// token (invalid_grant) or a revoked access completes the job and moves the
-// connection to needs_reauth with one re-connect SMS; a scope the patient did
-// not grant disables that data type. Retries 5xx and network errors; our own
-// bad request (400, 404) is a dead letter: check the data type and filter.
-//
-// wearable_backfill (queue wearables, 5 attempts). After a consent (or a
-// re-consent), enqueues chunked wearable_sync jobs from each data type's
-// cursor (or WEARABLES_BACKFILL_DAYS back), spaced to respect the per-user
-// limit. Retries on database errors only.
-//
-// wearable_notification (queue wearables, 10 attempts). Turns one stored
-// Google Health notification (switchboard.inbound_webhooks) into
-// wearable_sync jobs for the windows it names (DELETE: a sync that marks
-// points gone from the window entered-in-error). A notification for an
-// unknown user or type is marked ignored.
-//
-// wearable_summarize (queue wearables, 5 attempts). Folds the raw
-// high-frequency samples (heart rate) of closed periods into one summary
-// observation per period (mean, min, max, count), pushed like any other.
-//
-// wearable_poll (queue wearables, 1 attempt, periodic). Safety net: enqueues
-// syncs of the last days of every active connection, retries connections in
-// error after their backoff, and flags connections without data for
-// WEARABLES_STALE_AFTER (event device.stale, metric
-// switchboard_wearables_stale_connections) once.
-//
-// wearable_revoke (queue wearables, 8 attempts, destination google_health).
-// Revokes a disconnected connection's token at Google, then erases it.
-//
-// apple_health_ingest (queue wearables, 10 attempts). Turns one accepted
-// Apple Health upload into observations and entered-in-error corrections.
-// Retries on database errors; the upload's samples are already stored, so
-// nothing is lost while it waits.
 const (
 	KindWearableSync         = "wearable_sync"
 	KindWearableBackfill     = "wearable_backfill"

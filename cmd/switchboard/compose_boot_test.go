@@ -163,7 +163,8 @@ func envList(env map[string]string) []string {
 // environment the compose file gives it (deploy/.env.example, as a user
 // copies it), except two things a container gets from Docker's network:
 // DATABASE_URL points at a fresh database on the test cluster instead of
-// the postgres service, and API_ADDR/WORKER_ADDR listen on free loopback
+// the postgres service, and API_ADDR/WORKER_ADDR (and the metrics addresses)
+// listen on free loopback
 // ports. migrate must exit 0; api and worker must become ready (/readyz 200)
 // and keep running — no crash loop on the example's placeholders.
 func TestComposeServicesBoot(t *testing.T) {
@@ -201,6 +202,12 @@ func TestComposeServicesBoot(t *testing.T) {
 		require.NotEmpty(t, env[sv.addrVar], "%s: %s is set", sv.name, sv.addrVar)
 		addr := freeAddr(t)
 		env[sv.addrVar] = addr
+		// The metrics listeners too: a shared test machine may have 9090 taken.
+		for _, k := range []string{"API_METRICS_ADDR", "WORKER_METRICS_ADDR"} {
+			if env[k] != "" {
+				env[k] = freeAddr(t)
+			}
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		cmd := exec.CommandContext(ctx, bin, s.Command...)
 		cmd.Env = envList(env)
