@@ -524,6 +524,10 @@ func TestSync(t *testing.T) {
 		t.Parallel()
 		b := setup(t, func(c *wearables.Config) {
 			c.DataTypes = []string{googlehealth.TypeHeartRate, googlehealth.TypeSteps, googlehealth.TypeWeight}
+			// 25,000 samples under -race on a busy 2-core machine can take
+			// longer than the production bound of one sync job; the test is
+			// about paging and idempotence, not the job timeout.
+			c.SyncTimeout = 15 * time.Minute
 		})
 		day := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
 		// 25,000 heart-rate samples in one day: three pages of 10,000.
