@@ -277,7 +277,7 @@ func (q *Queries) EHREndpointSetEnabled(ctx context.Context, db DBTX, arg EHREnd
 }
 
 const eHREndpointSetWritePlan = `-- name: EHREndpointSetWritePlan :exec
-UPDATE switchboard.ehr_endpoints SET write_plan = $1 WHERE id = $2
+UPDATE switchboard.ehr_endpoints SET write_plan = $1, updated_at = now() WHERE id = $2
 `
 
 type EHREndpointSetWritePlanParams struct {

@@ -38,7 +38,7 @@ UPDATE switchboard.ehr_endpoints SET base_url = @base_url, capabilities = NULL, 
 WHERE id = @id;
 
 -- name: EHREndpointSetWritePlan :exec
-UPDATE switchboard.ehr_endpoints SET write_plan = @write_plan WHERE id = @id;
+UPDATE switchboard.ehr_endpoints SET write_plan = @write_plan, updated_at = now() WHERE id = @id;
 
 -- name: EHREndpointRetire :one
 UPDATE switchboard.ehr_endpoints SET enabled = false, retired_at = now(), updated_at = now() WHERE name = @name RETURNING id;

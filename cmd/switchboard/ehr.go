@@ -23,6 +23,7 @@ type ehrCmd struct {
 	List    ehrListCmd    `cmd:"" help:"Every endpoint: auth, push/pull types, enabled."`
 	Show    ehrShowCmd    `cmd:"" help:"One endpoint with its capability summary (JSON)."`
 	Test    ehrTestCmd    `cmd:"" help:"Fetch /metadata and .well-known/smart-configuration and store the capability summary."`
+	Check   ehrCheckCmd   `cmd:"" help:"Report what the endpoint supports and what Switchboard does differently because of it; stores the write plan."`
 	Disable ehrDisableCmd `cmd:"" help:"Stop pushes and pulls to an endpoint."`
 	Enable  ehrEnableCmd  `cmd:"" help:"Resume pushes and pulls to an endpoint."`
 	JWKS    ehrJWKSCmd    `cmd:"" name:"jwks" help:"Print the public JWKS of the SMART signing keys."`
@@ -81,12 +82,15 @@ func (c *ehrAddCmd) Run(e *env) error {
 			return usageError{msg: "TOKEN_ENCRYPTION_KEYS: " + err.Error()}
 		}
 	}
-	kind := map[string]string{"none": "none", "bearer": "bearer", "smart": "smart_backend"}[c.Auth]
+	kind, err := fhir.ParseAuthMethod(c.Auth)
+	if err != nil {
+		return ehrError(err)
+	}
 	p := fhir.AddEndpointParams{Name: c.Name, BaseURL: c.BaseURL, AuthKind: kind, BearerToken: os.Getenv("EHR_BEARER_TOKEN"),
 		ClientID: c.ClientID, TokenURL: c.TokenURL, Alg: c.Alg, PushTypes: splitList(c.Push), PullTypes: splitList(c.Pull),
 		RateLimit: c.RateLimit, IdentifierSystem: c.IdentifierSystem, IncludeSMSBody: c.IncludeSMSBody,
 		WebhookSecret: os.Getenv("EHR_WEBHOOK_SECRET"), PullInterval: c.PullInterval}
-	if kind == "smart_backend" {
+	if kind == fhir.AuthSMART {
 		p.Scopes = c.Scopes
 	}
 	ep, err := fhir.AddEndpoint(e.ctx, pool, keys, p, actor())
@@ -94,7 +98,7 @@ func (c *ehrAddCmd) Run(e *env) error {
 		return ehrError(err)
 	}
 	fmt.Fprintf(e.stdout, "added ehr endpoint %s (id %d)\n", ep.Name, ep.ID)
-	if ep.AuthKind == "smart_backend" {
+	if fhir.AuthMethod(ep.AuthKind).PublishesKey() {
 		fmt.Fprintln(e.stdout, "register the public key with the EHR: switchboard ehr jwks")
 	}
 	return nil
@@ -171,9 +175,56 @@ func (c *ehrTestCmd) Run(e *env) error {
 
 type ehrDisableCmd struct {
 	Name string `arg:"" help:"Endpoint name."`
+	Drop bool   `help:"Retire the endpoint: its held pushes become dead letters and no more are queued (audited). Without it, pushes are held until enable."`
 }
 
-func (c *ehrDisableCmd) Run(e *env) error { return setEHREnabled(e, c.Name, false) }
+func (c *ehrDisableCmd) Run(e *env) error {
+	if !c.Drop {
+		return setEHREnabled(e, c.Name, false)
+	}
+	pool, _, err := ehrPool(e)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	n, err := fhir.DropEndpoint(e.ctx, pool, c.Name, actor())
+	if err != nil {
+		return ehrError(err)
+	}
+	fmt.Fprintf(e.stdout, "retired ehr endpoint %s: %d held pushes dropped\n", c.Name, n)
+	return nil
+}
+
+type ehrCheckCmd struct {
+	Name string `arg:"" help:"Endpoint name."`
+}
+
+func (c *ehrCheckCmd) Run(e *env) error {
+	pool, _, err := ehrPool(e)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	r, err := fhir.CheckEndpoint(e.ctx, pool, nil, c.Name, actor())
+	if err != nil {
+		return ehrError(err)
+	}
+	fmt.Fprintf(e.stdout, "%s: FHIR %s %s\n", r.Endpoint, r.FHIRVersion, r.Software)
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TYPE\tDECLARED\tCOND CREATE\tCOND UPDATE\tPATCH\t_lastUpdated\tPROFILES")
+	for _, t := range r.Resources {
+		fmt.Fprintf(tw, "%s\t%t\t%t\t%t\t%t\t%t\t%s\n", t.Type, t.Declared, t.ConditionalCreate, t.ConditionalUpdate, t.Patch, t.LastUpdated,
+			strings.Join(t.Profiles, " "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "transaction: %t, subscriptions: %t, SMART: %t, updates: %s\n", r.Transaction, r.Subscriptions, r.SMART, r.Plan.Update)
+	for _, s := range r.Consequences {
+		fmt.Fprintln(e.stdout, "- "+s)
+	}
+	return nil
+}
 
 type ehrEnableCmd struct {
 	Name string `arg:"" help:"Endpoint name."`

@@ -25,7 +25,7 @@ import (
 type AddEndpointParams struct {
 	Name     string
 	BaseURL  string
-	AuthKind string // none, bearer, smart_backend
+	AuthKind AuthMethod // AuthNone when empty
 	// BearerToken is sealed at rest (auth bearer).
 	BearerToken string
 	// SMART Backend Services: a signing key of Alg (RS384 or ES384) is
@@ -49,7 +49,7 @@ func (e *InputError) Error() string { return e.Msg }
 // It returns *InputError for bad parameters.
 func AddEndpoint(ctx context.Context, pool *pgxpool.Pool, keys *secrets.Keyring, p AddEndpointParams, actor string) (db.EHREndpoint, error) {
 	if p.AuthKind == "" {
-		p.AuthKind = "none"
+		p.AuthKind = AuthNone
 	}
 	if p.PullInterval == 0 {
 		p.PullInterval = 5 * time.Minute
@@ -76,7 +76,7 @@ func AddEndpoint(ctx context.Context, pool *pgxpool.Pool, keys *secrets.Keyring,
 			return db.EHREndpoint{}, &InputError{"pull: types are Patient and Observation"}
 		}
 	}
-	params := db.EHREndpointInsertParams{Name: p.Name, BaseUrl: p.BaseURL, AuthKind: p.AuthKind,
+	params := db.EHREndpointInsertParams{Name: p.Name, BaseUrl: p.BaseURL, AuthKind: string(p.AuthKind),
 		PushTypes: nonNil(p.PushTypes), PullTypes: nonNil(p.PullTypes), IncludeSmsBody: p.IncludeSMSBody,
 		PullInterval: pgtype.Interval{Microseconds: p.PullInterval.Microseconds(), Valid: true},
 		ClientID:     optional(p.ClientID), TokenUrl: optional(p.TokenURL), Scopes: optional(p.Scopes),
@@ -87,47 +87,12 @@ func AddEndpoint(ctx context.Context, pool *pgxpool.Pool, keys *secrets.Keyring,
 	var ep db.EHREndpoint
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		q := db.New()
-		switch p.AuthKind {
-		case "none":
-		case "bearer":
-			if p.BearerToken == "" || keys == nil {
-				return &InputError{"auth bearer needs --bearer-token (read from the environment) and TOKEN_ENCRYPTION_KEYS"}
-			}
-			sealed, err := keys.Seal([]byte(p.BearerToken), BearerAAD(p.Name))
-			if err != nil {
-				return err
-			}
-			params.BearerTokenSealed = &sealed
-		case "smart_backend":
-			if p.ClientID == "" || keys == nil {
-				return &InputError{"auth smart needs --client-id and TOKEN_ENCRYPTION_KEYS"}
-			}
-			if p.Alg == "" {
-				p.Alg = smart.ES384
-			}
-			k, err := smart.GenerateKey(p.Alg)
-			if err != nil {
-				return &InputError{"alg: " + err.Error()}
-			}
-			der, err := k.MarshalPrivate()
-			if err != nil {
-				return err
-			}
-			sealed, err := keys.Seal(der, SigningKeyAAD(k.ID))
-			if err != nil {
-				return err
-			}
-			jwk, err := json.Marshal(k.PublicJWK())
-			if err != nil {
-				return err
-			}
-			row, err := q.EHRSigningKeyInsert(ctx, tx, db.EHRSigningKeyInsertParams{Kid: k.ID, Alg: k.Alg, PrivateKeySealed: sealed, PublicJwk: jwk})
-			if err != nil {
-				return err
-			}
-			params.SigningKeyID = &row.ID
-		default:
-			return &InputError{"auth must be none, bearer or smart"}
+		m, ok := authMethods[p.AuthKind]
+		if !ok {
+			return &InputError{"auth must be " + AuthFlags()}
+		}
+		if err := m.add(ctx, tx, keys, &p, &params); err != nil {
+			return err
 		}
 		var err error
 		ep, err = q.EHREndpointInsert(ctx, tx, params)

@@ -15,6 +15,18 @@
 // before anything that refers to it. Outcomes are classified once, in
 // Classify.
 //
+// # Ownership
+//
+// An update never erases what the EHR added: Switchboard owns the elements
+// listed in Owned (Patient: its identifier, active, the official name, the
+// mobile phone, gender, birthDate; Observation: its identifier, status,
+// category, code, subject, effective[x], value[x], interpretation,
+// component, device; …) and writes only those it changed since its last
+// write, merged into the server's current resource (read, Merge, PUT with
+// If-Match or JSON Patch per the endpoint's WritePlan, re-merge on 412).
+// Identifiers use the deployment's own system (DeploymentSystem) and a
+// conditional create's match must carry it exactly.
+//
 // # Pull
 //
 // A _lastUpdated search from the stored cursor minus an overlap window,

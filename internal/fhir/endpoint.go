@@ -37,6 +37,8 @@ type ResourceCaps struct {
 	ConditionalUpdate bool     `json:"conditionalUpdate,omitempty"`
 	Versioning        string   `json:"versioning,omitempty"`
 	SearchParams      []string `json:"searchParams,omitempty"`
+	// Profiles are the declared profile and supportedProfile values.
+	Profiles []string `json:"profiles,omitempty"`
 }
 
 // SMARTCaps is the part of .well-known/smart-configuration Switchboard uses.
@@ -73,6 +75,8 @@ func ParseCapabilities(body []byte) (*Capabilities, error) {
 				SearchParam       []struct {
 					Name string `json:"name"`
 				} `json:"searchParam"`
+				Profile          string   `json:"profile"`
+				SupportedProfile []string `json:"supportedProfile"`
 			} `json:"resource"`
 			Interaction []struct {
 				Code string `json:"code"`
@@ -99,6 +103,10 @@ func ParseCapabilities(body []byte) (*Capabilities, error) {
 			for _, p := range r.SearchParam {
 				rc.SearchParams = append(rc.SearchParams, p.Name)
 			}
+			if r.Profile != "" {
+				rc.Profiles = append(rc.Profiles, r.Profile)
+			}
+			rc.Profiles = append(rc.Profiles, r.SupportedProfile...)
 			c.Resources[r.Type] = rc
 		}
 	}
@@ -246,47 +254,11 @@ func (es *endpoints) build(ctx context.Context, row db.EHREndpoint) (*Endpoint, 
 
 // authorizer builds the endpoint's token source.
 func (es *endpoints) authorizer(ctx context.Context, row db.EHREndpoint) (Authorizer, error) {
-	d := es.deps
-	switch row.AuthKind {
-	case "none":
-		return nil, nil
-	case "bearer":
-		if d.Keys == nil || row.BearerTokenSealed == nil {
-			return nil, &ConfigError{Msg: "bearer token needs TOKEN_ENCRYPTION_KEYS"}
-		}
-		tok, err := d.Keys.Open(*row.BearerTokenSealed, BearerAAD(row.Name))
-		if err != nil {
-			return nil, &ConfigError{Msg: "bearer token does not open: " + err.Error()}
-		}
-		return StaticToken(tok), nil
-	case "smart_backend":
-		if d.Keys == nil || row.SigningKeyID == nil || row.ClientID == nil {
-			return nil, &ConfigError{Msg: "SMART needs a client id, a signing key and TOKEN_ENCRYPTION_KEYS"}
-		}
-		k, err := LoadSigningKey(ctx, d, *row.SigningKeyID)
-		if err != nil {
-			return nil, err
-		}
-		tokenURL := ""
-		if row.TokenUrl != nil {
-			tokenURL = *row.TokenUrl
-		} else {
-			var c Capabilities
-			if json.Unmarshal(row.Capabilities, &c) == nil && c.SMART != nil {
-				tokenURL = c.SMART.TokenEndpoint
-			}
-		}
-		if tokenURL == "" {
-			return nil, &ConfigError{Msg: "no token URL: set one or run `switchboard ehr test` to discover it"}
-		}
-		var scopes []string
-		if row.Scopes != nil {
-			scopes = strings.Fields(*row.Scopes)
-		}
-		return smart.NewSource(smart.Config{ClientID: *row.ClientID, TokenURL: tokenURL, Scopes: scopes, Key: k,
-			HTTPClient: d.HTTPClient}), nil
+	m, ok := authMethods[AuthMethod(row.AuthKind)]
+	if !ok {
+		return nil, &ConfigError{Msg: "unknown auth kind"}
 	}
-	return nil, &ConfigError{Msg: "unknown auth kind"}
+	return m.authorizer(ctx, es.deps, row)
 }
 
 // BearerAAD is the associated data of an endpoint's sealed bearer token.
