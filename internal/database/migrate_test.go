@@ -40,104 +40,12 @@ func TestMigrations(t *testing.T) {
 
 	t.Run("UpDownUpAgain", func(t *testing.T) {
 		t.Parallel()
-		url := dbtest.NewDatabase(t)
-		ctx := context.Background()
-		st, err := database.Status(ctx, database.Config{URL: url})
-		require.NoError(t, err)
-		n := len(st)
-		for i := 0; i < n; i++ {
-			_, err := database.Migrate(ctx, database.Config{URL: url}, database.Down, nil)
-			require.NoError(t, err, "down step %d", i)
-		}
-		st, err = database.Status(ctx, database.Config{URL: url})
-		require.NoError(t, err)
-		for _, s := range st {
-			require.False(t, s.Applied, "version %d still applied", s.Version)
-		}
-		applied, err := database.Migrate(ctx, database.Config{URL: url}, database.Up, nil)
-		require.NoError(t, err)
-		require.Len(t, applied, n)
-
-		pool, err := database.Open(ctx, database.Config{URL: url, MaxConns: 2})
-		require.NoError(t, err)
-		defer pool.Close()
-		m, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Schema: "switchboard"})
-		require.NoError(t, err)
-		res, err := m.Validate(ctx, nil)
-		require.NoError(t, err)
-		require.True(t, res.OK)
-	})
-
-	t.Run("ConcurrentMigratorsTakeTurns", func(t *testing.T) {
-		t.Parallel()
-		url := dbtest.NewDatabase(t)
-		ctx := context.Background()
-		st, err := database.Status(ctx, database.Config{URL: url})
-		require.NoError(t, err)
-		for range st {
-			_, err := database.Migrate(ctx, database.Config{URL: url}, database.Down, nil)
-			require.NoError(t, err)
-		}
-		// Without goose's advisory lock the second and third migrator would
-		// run the same CREATE statements and fail.
-		var wg sync.WaitGroup
-		errs := make([]error, 3)
-		counts := make([]int, 3)
-		for i := range 3 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				v, err := database.Migrate(ctx, database.Config{URL: url}, database.Up, nil)
-				errs[i], counts[i] = err, len(v)
-			}()
-		}
-		wg.Wait()
-		total := 0
-		for i := range 3 {
-			require.NoError(t, errs[i])
-			total += counts[i]
-		}
-		require.Equal(t, len(st), total, "every migration applied exactly once")
-	})
-}
-
-// TestThroughPgBouncer runs migrations and queries through a real PgBouncer
-// in transaction pooling mode (pgbouncertest), the production topology the
-// README describes.
-func TestThroughPgBouncer(t *testing.T) {
-	t.Parallel()
-
-	t.Run("ConcurrentMigratorsTakeTurns", func(t *testing.T) {
-		t.Parallel()
-		url := dbtest.NewDatabase(t)
-		ctx := context.Background()
-		st, err := database.Status(ctx, database.Config{URL: url})
-		require.NoError(t, err)
-		for range st {
-			_, err := database.Migrate(ctx, database.Config{URL: url}, database.Down, nil)
-			require.NoError(t, err)
-		}
 		// A session advisory lock taken through the pooler would stay with
 		// whichever server connection ran it; goose's table lock does not.
+		url := emptiedDatabase(t)
 		through := database.Config{URL: pgbouncertest.Start(t, url), PoolMode: database.PoolTransaction}
-		var wg sync.WaitGroup
-		errs := make([]error, 3)
-		counts := make([]int, 3)
-		for i := range 3 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				v, err := database.Migrate(ctx, through, database.Up, nil)
-				errs[i], counts[i] = err, len(v)
-			}()
-		}
-		wg.Wait()
-		total := 0
-		for i := range 3 {
-			require.NoError(t, errs[i])
-			total += counts[i]
-		}
-		require.Equal(t, len(st), total, "every migration applied exactly once")
+		migrateConcurrently(t, through)
+		ctx := context.Background()
 		after, err := database.Status(ctx, through)
 		require.NoError(t, err)
 		for _, s := range after {
@@ -182,4 +90,43 @@ func TestThroughPgBouncer(t *testing.T) {
 		_, err := database.Open(context.Background(), database.Config{URL: "postgres://x@127.0.0.1:1/x", PoolMode: "statement"})
 		require.ErrorContains(t, err, "DATABASE_POOL_MODE")
 	})
+}
+
+// emptiedDatabase is a fresh database with every migration rolled back.
+func emptiedDatabase(t *testing.T) string {
+	url := dbtest.NewDatabase(t)
+	ctx := context.Background()
+	st, err := database.Status(ctx, database.Config{URL: url})
+	require.NoError(t, err)
+	for range st {
+		_, err := database.Migrate(ctx, database.Config{URL: url}, database.Down, nil)
+		require.NoError(t, err)
+	}
+	return url
+}
+
+// migrateConcurrently runs three migrators at once on cfg and checks that
+// every migration was applied exactly once between them.
+func migrateConcurrently(t *testing.T, cfg database.Config) {
+	ctx := context.Background()
+	st, err := database.Status(ctx, cfg)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	counts := make([]int, 3)
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := database.Migrate(ctx, cfg, database.Up, nil)
+			errs[i], counts[i] = err, len(v)
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for i := range 3 {
+		require.NoError(t, errs[i])
+		total += counts[i]
+	}
+	require.Equal(t, len(st), total, "every migration applied exactly once")
 }
