@@ -66,7 +66,7 @@ func (FHIRPullScheduleArgs) Kind() string { return KindFHIRPullSchedule }
 
 // InsertOpts mirrors the fhir_pull_schedule row of switchboard.job_kinds.
 func (FHIRPullScheduleArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueMaintenance, Priority: 4, MaxAttempts: 1}
+	return river.InsertOpts{Queue: QueueMaintenance, Priority: 4, MaxAttempts: 3}
 }
 
 // UpsertPatientParams are the arguments of switchboard.upsert_patient. An

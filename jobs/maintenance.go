@@ -17,7 +17,7 @@ func (DestinationProbeArgs) Kind() string { return KindDestinationProbe }
 
 // InsertOpts mirrors the destination_probe row of switchboard.job_kinds.
 func (DestinationProbeArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueMaintenance, Priority: 4, MaxAttempts: 1}
+	return river.InsertOpts{Queue: QueueMaintenance, Priority: 4, MaxAttempts: 3}
 }
 
 // MaintenanceArgs are the args of maintenance: none.

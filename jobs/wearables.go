@@ -97,7 +97,7 @@ func (WearablePollArgs) Kind() string { return KindWearablePoll }
 
 // InsertOpts mirrors the wearable_poll row of switchboard.job_kinds.
 func (WearablePollArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueWearables, Priority: 4, MaxAttempts: 1}
+	return river.InsertOpts{Queue: QueueWearables, Priority: 4, MaxAttempts: 3}
 }
 
 // WearableRevokeArgs are the args of wearable_revoke.
