@@ -92,7 +92,7 @@ func (apiCmd) Run(e *env) error {
 		return err
 	}
 	defer stopTracing()
-	pool, err := openPool(ctx, cfg.Base, cfg.DBMaxConns)
+	pool, err := openServicePool(ctx, cfg.Base, cfg.DBMaxConns)
 	if err != nil {
 		return err
 	}

@@ -25,11 +25,13 @@ type base struct {
 	// (see internal/database.PoolTransaction).
 	PoolMode string `env:"DATABASE_POOL_MODE, default=session"`
 	Log      logging.Config
+
+	waitForServer time.Duration // set by openServicePool
 }
 
 // database is the connection configuration every command shares.
 func (b base) database() database.Config {
-	return database.Config{URL: b.DatabaseURL, PoolMode: database.PoolMode(b.PoolMode)}
+	return database.Config{URL: b.DatabaseURL, PoolMode: database.PoolMode(b.PoolMode), WaitForServer: b.waitForServer}
 }
 
 // pollOnly reports whether River must poll instead of LISTENing: LISTEN
@@ -60,6 +62,14 @@ func openPool(ctx context.Context, b base, maxConns int32) (*pgxpool.Pool, error
 	cfg := b.database()
 	cfg.MaxConns = maxConns
 	return database.Open(ctx, cfg)
+}
+
+// openServicePool is openPool for the long-running worker and api: a
+// database that is restarting or failing over when they start is waited for
+// (up to a minute) instead of ending the process.
+func openServicePool(ctx context.Context, b base, maxConns int32) (*pgxpool.Pool, error) {
+	b.waitForServer = time.Minute
+	return openPool(ctx, b, maxConns)
 }
 
 func actor() string {

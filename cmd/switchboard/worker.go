@@ -75,7 +75,7 @@ func (workerCmd) Run(e *env) error {
 		return err
 	}
 	defer stopTracing()
-	pool, err := openPool(ctx, cfg.Base, cfg.Worker.DBMaxConns)
+	pool, err := openServicePool(ctx, cfg.Base, cfg.Worker.DBMaxConns)
 	if err != nil {
 		return err
 	}

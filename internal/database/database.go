@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -30,6 +31,10 @@ type Config struct {
 	// PoolMode says what sits between Switchboard and PostgreSQL
 	// (DATABASE_POOL_MODE); empty means PoolSession.
 	PoolMode PoolMode
+	// WaitForServer keeps Open retrying a server that cannot be reached
+	// (restarting, failing over) for this long before it gives up; zero
+	// tries once. Long-running services set it, one-shot commands do not.
+	WaitForServer time.Duration
 }
 
 // PoolMode is how connections reach PostgreSQL.
@@ -105,13 +110,35 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("error creating pool: %w", err)
 	}
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := pool.Ping(pingCtx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("error connecting to database: %w", err)
+	deadline := time.Now().Add(cfg.WaitForServer)
+	for {
+		pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := pool.Ping(pingCtx)
+		cancel()
+		if err == nil {
+			return pool, nil
+		}
+		if !unreachable(err) || !time.Now().Before(deadline) || ctx.Err() != nil {
+			pool.Close()
+			return nil, fmt.Errorf("error connecting to database: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	return pool, nil
+}
+
+// unreachable reports whether err means the server could not be reached or
+// is not accepting connections yet (worth waiting for), as opposed to a
+// refusal that waiting cannot fix (bad password, unknown database).
+func unreachable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// 57P03 cannot_connect_now: starting up, shutting down, recovering.
+		return pgErr.Code == "57P03"
+	}
+	return true // dial, timeout or reset: no answer from PostgreSQL
 }
 
 // Direction says which way Migrate goes.

@@ -2,8 +2,13 @@ package database_test
 
 import (
 	"context"
+	"io"
+	"net"
+	neturl "net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -129,4 +134,52 @@ func migrateConcurrently(t *testing.T, cfg database.Config) {
 		total += counts[i]
 	}
 	require.Equal(t, len(st), total, "every migration applied exactly once")
+}
+
+// TestOpenWaitsForAServerThatIsNotUpYet: a worker started while PostgreSQL
+// restarts waits for it (WaitForServer) instead of exiting; without the wait
+// the first refused connection ends Open.
+func TestOpenWaitsForAServerThatIsNotUpYet(t *testing.T) {
+	t.Parallel()
+	url := dbtest.NewDatabase(t)
+	up, err := neturl.Parse(url)
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	// The first three connections are cut at once, as by a server that is
+	// restarting; later ones are relayed to the real server.
+	var refused atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if refused.Add(1) <= 3 {
+				c.Close()
+				continue
+			}
+			go func() {
+				defer c.Close()
+				s, err := net.Dial("tcp", up.Host)
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go func() { _, _ = io.Copy(s, c) }()
+				_, _ = io.Copy(c, s)
+			}()
+		}
+	}()
+	through := *up
+	through.Host = ln.Addr().String()
+
+	_, err = database.Open(context.Background(), database.Config{URL: through.String()})
+	require.Error(t, err, "without a wait the first refused connection ends Open")
+
+	pool, err := database.Open(context.Background(), database.Config{URL: through.String(), WaitForServer: time.Minute})
+	require.NoError(t, err)
+	pool.Close()
+	require.Greater(t, refused.Load(), int32(3))
 }
