@@ -10,11 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/crypto/bcrypt"
-	"golang.org/x/time/rate"
 )
 
 // operatorRealm is the Basic auth realm of operator routes.
@@ -94,8 +92,8 @@ type operatorAuth struct {
 	compare func(hash, password []byte) error
 
 	cfg    LoginConfig
-	bySrc  *lru.Cache[string, *rate.Limiter]
-	byUser *lru.Cache[string, *rate.Limiter]
+	bySrc  *failureThrottle
+	byUser *failureThrottle
 	// slots holds one token per password check that may run at once.
 	slots chan struct{}
 }
@@ -103,9 +101,8 @@ type operatorAuth struct {
 func newOperatorState(a *operatorAuth, cfg LoginConfig) *operatorAuth {
 	a.cfg = cfg.withDefaults()
 	a.compare = bcrypt.CompareHashAndPassword
-	// lru.New fails only for a size <= 0, which withDefaults rules out.
-	a.bySrc, _ = lru.New[string, *rate.Limiter](a.cfg.Tracked)
-	a.byUser, _ = lru.New[string, *rate.Limiter](a.cfg.Tracked)
+	a.bySrc = newFailureThrottle(a.cfg.FailuresPerIP, a.cfg.Refill, a.cfg.Tracked)
+	a.byUser = newFailureThrottle(a.cfg.FailuresPerUsername, a.cfg.Refill, a.cfg.Tracked)
 	a.slots = make(chan struct{}, a.cfg.BcryptConcurrency)
 	return a
 }
@@ -171,38 +168,19 @@ func sourceKey(r *http.Request) string {
 	return addr.String()
 }
 
-func (a *operatorAuth) limiter(c *lru.Cache[string, *rate.Limiter], key string, burst int) *rate.Limiter {
-	if l, ok := c.Get(key); ok {
-		return l
-	}
-	l := rate.NewLimiter(rate.Every(a.cfg.Refill), burst)
-	if prev, ok, _ := c.PeekOrAdd(key, l); ok {
-		return prev
-	}
-	return l
-}
-
 // lockedOut reports whether src or user has used up its failed logins, and
 // for how long.
 func (a *operatorAuth) lockedOut(src, user string, now time.Time) (time.Duration, bool) {
-	var wait time.Duration
-	for _, l := range []*rate.Limiter{
-		a.limiter(a.bySrc, src, a.cfg.FailuresPerIP),
-		a.limiter(a.byUser, user, a.cfg.FailuresPerUsername),
-	} {
-		if l.TokensAt(now) < 1 {
-			r := l.ReserveN(now, 1)
-			wait = max(wait, r.DelayFrom(now))
-			r.CancelAt(now)
-		}
-	}
+	srcWait, _ := a.bySrc.blocked(src, now)
+	userWait, _ := a.byUser.blocked(user, now)
+	wait := max(srcWait, userWait)
 	return wait, wait > 0
 }
 
 // failed spends one try of src and of user.
 func (a *operatorAuth) failed(src, user string, now time.Time) {
-	a.limiter(a.bySrc, src, a.cfg.FailuresPerIP).AllowN(now, 1)
-	a.limiter(a.byUser, user, a.cfg.FailuresPerUsername).AllowN(now, 1)
+	a.bySrc.failed(src, now)
+	a.byUser.failed(user, now)
 }
 
 // tooMany answers 429 with a Retry-After of at least a second.

@@ -43,7 +43,7 @@ type Server struct {
 
 	operator *operatorAuth
 	sso      *sso // nil without OIDC
-	uploads  *uploadThrottle
+	uploads  *failureThrottle
 	riverUI  *riverui.Handler
 	handler  http.Handler
 }
@@ -111,7 +111,7 @@ func New(cfg Config, pool *pgxpool.Pool, client *river.Client[pgx.Tx], logger *s
 		twilioValidator: twilioclient.NewRequestValidator(cfg.TwilioAuthToken),
 		operator:        operator,
 		sso:             sso,
-		uploads:         newUploadThrottle(cfg.UploadAuth),
+		uploads:         cfg.UploadAuth.throttle(),
 		riverUI:         ui,
 	}
 	s.handler = s.routes()

@@ -11,10 +11,8 @@ import (
 	"strings"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"golang.org/x/time/rate"
 
 	"github.com/switchboard-health/switchboard/internal/applehealth"
 	"github.com/switchboard-health/switchboard/internal/googlehealth"
@@ -146,51 +144,17 @@ func (c UploadAuthConfig) withDefaults() UploadAuthConfig {
 	return c
 }
 
+// throttle is the per-source throttle of failed upload authentications.
+func (c UploadAuthConfig) throttle() *failureThrottle {
+	c = c.withDefaults()
+	return newFailureThrottle(c.FailuresPerIP, c.Refill, c.Tracked)
+}
+
 var uploadAuthFailures = promauto.NewCounterVec(prometheus.CounterOpts{
 	Namespace: "switchboard",
 	Name:      "wearables_upload_auth_failures_total",
 	Help:      "Apple Health uploads refused for their token, by reason (invalid_token: checked and wrong; throttled: refused before any database work).",
 }, []string{"reason"})
-
-// uploadThrottle is a token bucket (golang.org/x/time/rate) per source of
-// failed upload authentications, kept in a bounded LRU (golang-lru/v2).
-type uploadThrottle struct {
-	cfg   UploadAuthConfig
-	bySrc *lru.Cache[string, *rate.Limiter]
-}
-
-func newUploadThrottle(cfg UploadAuthConfig) *uploadThrottle {
-	cfg = cfg.withDefaults()
-	c, _ := lru.New[string, *rate.Limiter](cfg.Tracked) // fails only for size <= 0
-	return &uploadThrottle{cfg: cfg, bySrc: c}
-}
-
-func (u *uploadThrottle) limiter(src string) *rate.Limiter {
-	if l, ok := u.bySrc.Get(src); ok {
-		return l
-	}
-	l := rate.NewLimiter(rate.Every(u.cfg.Refill), u.cfg.FailuresPerIP)
-	if prev, ok, _ := u.bySrc.PeekOrAdd(src, l); ok {
-		return prev
-	}
-	return l
-}
-
-// blocked reports whether src has used up its failed uploads, and for how
-// long. A source that never failed is not tracked.
-func (u *uploadThrottle) blocked(src string, now time.Time) (time.Duration, bool) {
-	l, ok := u.bySrc.Peek(src)
-	if !ok || l.TokensAt(now) >= 1 {
-		return 0, false
-	}
-	r := l.ReserveN(now, 1)
-	wait := r.DelayFrom(now)
-	r.CancelAt(now)
-	return wait, true
-}
-
-// failed spends one try of src.
-func (u *uploadThrottle) failed(src string, now time.Time) { u.limiter(src).AllowN(now, 1) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
