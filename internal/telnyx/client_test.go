@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-health/switchboard/internal/sms"
+	"github.com/switchboard-health/switchboard/internal/sms/smstest"
 )
 
 const (
@@ -548,7 +549,7 @@ func TestClientFindSent(t *testing.T) {
 			},
 		))
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.Equal(t, &sms.Accepted{ProviderMessageID: id(2), Status: "delivered", Segments: 2}, acc)
 
@@ -587,7 +588,7 @@ func TestClientFindSent(t *testing.T) {
 
 		plain := m
 		plain.StatusCallbackURL = ""
-		acc, err := findOne(b.client, plain, since)
+		acc, err := smstest.FindOne(b.client, plain, since)
 		require.NoError(t, err)
 		require.NotNil(t, acc)
 		require.Equal(t, id(2), acc.ProviderMessageID)
@@ -600,7 +601,7 @@ func TestClientFindSent(t *testing.T) {
 			map[string]map[string]any{id(1): messageJSON(id(1), m.To, "", m.StatusCallbackURL, "sent", since)},
 		))
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.NotNil(t, acc)
 	})
@@ -624,7 +625,7 @@ func TestClientFindSent(t *testing.T) {
 			},
 		))
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.Nil(t, acc)
 		reqs := b.fake.requests()
@@ -639,7 +640,7 @@ func TestClientFindSent(t *testing.T) {
 			map[string]map[string]any{id(1): messageJSON(id(1), m.To, m.Body, m.StatusCallbackURL, "sent", since.Add(-30*time.Second))},
 		))
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.NotNil(t, acc)
 	})
@@ -653,7 +654,7 @@ func TestClientFindSent(t *testing.T) {
 			map[string]map[string]any{id(2): messageJSON(id(2), m.To, m.Body, m.StatusCallbackURL, "sent", since)},
 		), func(c *Config) { c.FromNumber, c.MessagingProfileID = "", testProfileID })
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.NotNil(t, acc)
 		require.Equal(t, id(2), acc.ProviderMessageID)
@@ -671,7 +672,7 @@ func TestClientFindSent(t *testing.T) {
 		}
 		b := setup(t, fakeRecords([][]map[string]any{page(0), page(100), page(200), page(300)}, nil))
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.Nil(t, acc)
 		reqs := b.fake.requests()
@@ -687,7 +688,7 @@ func TestClientFindSent(t *testing.T) {
 		}
 		b := setup(t, fakeRecords([][]map[string]any{page, page}, nil))
 
-		_, err := findOne(b.client, m, since)
+		_, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.Len(t, b.fake.requests(), 1)
 	})
@@ -702,7 +703,7 @@ func TestClientFindSent(t *testing.T) {
 		}
 		b := setup(t, fakeRecords([][]map[string]any{records}, msgs))
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.Nil(t, acc)
 		require.Len(t, b.fake.requests(), 1+findMaxFetches)
@@ -713,7 +714,7 @@ func TestClientFindSent(t *testing.T) {
 		b := setup(t, fakeRecords([][]map[string]any{{}}, nil))
 
 		recent := b.now.Add(-2 * time.Minute)
-		_, err := findOne(b.client, m, recent)
+		_, err := smstest.FindOne(b.client, m, recent)
 		se := requireSendError(t, err)
 		require.Equal(t, sms.ClassThrottled, se.Class)
 		require.Equal(t, 3*time.Minute, se.RetryAfter)
@@ -728,7 +729,7 @@ func TestClientFindSent(t *testing.T) {
 			map[string]map[string]any{id(1): messageJSON(id(1), m.To, m.Body, m.StatusCallbackURL, "queued", recent)},
 		))
 
-		acc, err := findOne(b.client, m, recent)
+		acc, err := smstest.FindOne(b.client, m, recent)
 		require.NoError(t, err)
 		require.NotNil(t, acc)
 	})
@@ -737,7 +738,7 @@ func TestClientFindSent(t *testing.T) {
 		t.Parallel()
 		b := setup(t, fakeRecords([][]map[string]any{{}}, nil), func(c *Config) { c.DetailRecordLag = 0 })
 
-		acc, err := findOne(b.client, m, b.now)
+		acc, err := smstest.FindOne(b.client, m, b.now)
 		require.NoError(t, err)
 		require.Nil(t, acc)
 	})
@@ -746,7 +747,7 @@ func TestClientFindSent(t *testing.T) {
 		t.Parallel()
 		b := setup(t, fakeRecords([][]map[string]any{{recordJSON(id(1), m.To, testFrom, since)}}, nil))
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.Nil(t, acc)
 	})
@@ -777,7 +778,7 @@ func TestClientFindSent(t *testing.T) {
 			t.Parallel()
 			b := setup(t, tt.handle)
 
-			_, err := findOne(b.client, m, since)
+			_, err := smstest.FindOne(b.client, m, since)
 			se := requireSendError(t, err)
 			require.Equal(t, tt.class, se.Class)
 		})
@@ -790,7 +791,7 @@ func TestClientFindSent(t *testing.T) {
 			telnyxError(w, 429, "10011", "")
 		})
 
-		_, err := findOne(b.client, m, since)
+		_, err := smstest.FindOne(b.client, m, since)
 		se := requireSendError(t, err)
 		require.Equal(t, sms.ClassThrottled, se.Class)
 		require.Equal(t, 3*time.Second, se.RetryAfter)
@@ -807,7 +808,7 @@ func TestClientFindSent(t *testing.T) {
 		}, func(c *Config) { c.RequestTimeout = 250 * time.Millisecond })
 		t.Cleanup(func() { close(release) })
 
-		_, err := findOne(b.client, m, since)
+		_, err := smstest.FindOne(b.client, m, since)
 		se := requireSendError(t, err)
 		require.Equal(t, sms.ClassRetryable, se.Class)
 		require.NotContains(t, se.Error(), "filter")
@@ -1044,16 +1045,4 @@ func TestMatches(t *testing.T) {
 		_, ok := matches(tt.msg, tt.m, cutoff)
 		require.Equal(t, tt.want, ok, tt.name)
 	}
-}
-
-// findOne is FindSent for a test that expects at most one candidate: the
-// first, or nil.
-func findOne(c interface {
-	FindSent(context.Context, sms.Outbound, time.Time) ([]sms.Candidate, error)
-}, m sms.Outbound, since time.Time) (*sms.Accepted, error) {
-	cands, err := c.FindSent(context.Background(), m, since)
-	if err != nil || len(cands) == 0 {
-		return nil, err
-	}
-	return &cands[0].Accepted, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-health/switchboard/internal/sms"
+	"github.com/switchboard-health/switchboard/internal/sms/smstest"
 )
 
 const (
@@ -440,7 +441,7 @@ func TestClientFindSent(t *testing.T) {
 			messageJSON("SMtooold000000000000000000000000", m.To, m.Body, "outbound-api", since.Add(-2*time.Minute)),
 		))
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.Equal(t, &sms.Accepted{ProviderMessageID: "SMmatchnewest0000000000000000000", Status: "queued", Segments: 2}, acc)
 
@@ -459,7 +460,7 @@ func TestClientFindSent(t *testing.T) {
 		t.Parallel()
 		b := setup(t, listOf(messageJSON(testSMSID, m.To, m.Body, "outbound-api", since.Add(-30*time.Second))))
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.NotNil(t, acc)
 		require.Equal(t, testSMSID, acc.ProviderMessageID)
@@ -469,7 +470,7 @@ func TestClientFindSent(t *testing.T) {
 		t.Parallel()
 		b := setup(t, listOf())
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.Nil(t, acc)
 	})
@@ -478,7 +479,7 @@ func TestClientFindSent(t *testing.T) {
 		t.Parallel()
 		b := setup(t, listOf(messageJSON(testSMSID, m.To, m.Body+" ", "outbound-api", since.Add(time.Minute))))
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.Nil(t, acc)
 	})
@@ -492,7 +493,7 @@ func TestClientFindSent(t *testing.T) {
 			c.MessagingServiceSID = "MGours"
 		})
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.Nil(t, acc)
 		require.Equal(t, url.Values{"To": {m.To}, "PageSize": {"20"}}, b.fake.requests()[0].Query)
@@ -511,7 +512,7 @@ func TestClientFindSent(t *testing.T) {
 			})
 		})
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.Nil(t, acc)
 		reqs := b.fake.requests()
@@ -535,7 +536,7 @@ func TestClientFindSent(t *testing.T) {
 			writeJSON(w, http.StatusOK, map[string]any{"messages": msgs, "page": page, "page_size": 20, "next_page_uri": next})
 		})
 
-		acc, err := findOne(b.client, m, since)
+		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.NotNil(t, acc)
 		require.Equal(t, testSMSID, acc.ProviderMessageID)
@@ -546,7 +547,7 @@ func TestClientFindSent(t *testing.T) {
 		t.Parallel()
 		b := setup(t, func(w http.ResponseWriter, r *http.Request) { twilioError(w, 503, 20503) })
 
-		_, err := findOne(b.client, m, since)
+		_, err := smstest.FindOne(b.client, m, since)
 		se := requireSendError(t, err)
 		require.Equal(t, sms.ClassRetryable, se.Class)
 		require.Equal(t, 503, se.HTTPStatus)
@@ -563,7 +564,7 @@ func TestClientFindSent(t *testing.T) {
 		}, func(c *Config) { c.RequestTimeout = 50 * time.Millisecond })
 		t.Cleanup(func() { close(release) })
 
-		_, err := findOne(b.client, m, since)
+		_, err := smstest.FindOne(b.client, m, since)
 		se := requireSendError(t, err)
 		require.Equal(t, sms.ClassRetryable, se.Class)
 		require.NotContains(t, se.Error(), "To=")
@@ -575,7 +576,7 @@ func TestClientFindSent(t *testing.T) {
 			http.Redirect(w, r, "https://example.com/", http.StatusMovedPermanently)
 		})
 
-		_, err := findOne(b.client, m, since)
+		_, err := smstest.FindOne(b.client, m, since)
 		se := requireSendError(t, err)
 		require.Equal(t, sms.ClassPermanent, se.Class)
 		require.Equal(t, 301, se.HTTPStatus)
@@ -588,7 +589,7 @@ func TestClientFindSent(t *testing.T) {
 			twilioError(w, 429, 20429)
 		})
 
-		_, err := findOne(b.client, m, since)
+		_, err := smstest.FindOne(b.client, m, since)
 		se := requireSendError(t, err)
 		require.Equal(t, sms.ClassThrottled, se.Class)
 		require.Equal(t, 3*time.Second, se.RetryAfter)
@@ -774,16 +775,4 @@ func TestValiditySeconds(t *testing.T) {
 		c := &Client{cfg: Config{ValidityPeriod: tt.cfg}}
 		require.Equal(t, tt.want, c.validitySeconds(tt.msg), "cfg %s msg %s", tt.cfg, tt.msg)
 	}
-}
-
-// findOne is FindSent for a test that expects at most one candidate: the
-// first, or nil.
-func findOne(c interface {
-	FindSent(context.Context, sms.Outbound, time.Time) ([]sms.Candidate, error)
-}, m sms.Outbound, since time.Time) (*sms.Accepted, error) {
-	cands, err := c.FindSent(context.Background(), m, since)
-	if err != nil || len(cands) == 0 {
-		return nil, err
-	}
-	return &cands[0].Accepted, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	telnyxsandbox "github.com/switchboard-health/switchboard/internal/sandbox/telnyx"
 	"github.com/switchboard-health/switchboard/internal/sms"
+	"github.com/switchboard-health/switchboard/internal/sms/smstest"
 	"github.com/switchboard-health/switchboard/internal/telnyx"
 )
 
@@ -154,7 +155,7 @@ func TestSend(t *testing.T) {
 		require.Equal(t, telnyxsandbox.ProfileID, msgs[0].MessagingProfileID)
 		require.Equal(t, telnyxsandbox.PoolNumber, msgs[0].From)
 
-		found, err := findOne(b.client, outbound("hello"), since())
+		found, err := smstest.FindOne(b.client, outbound("hello"), since())
 		require.NoError(t, err)
 		require.NotNil(t, found)
 		require.Equal(t, acc.ProviderMessageID, found.ProviderMessageID)
@@ -237,7 +238,7 @@ func TestFaults(t *testing.T) {
 		require.Equal(t, 502, se.HTTPStatus)
 		require.ErrorIs(t, err, telnyx.ErrUndecodable)
 
-		found, err := findOne(b.client, outbound("hi"), since())
+		found, err := smstest.FindOne(b.client, outbound("hi"), since())
 		require.NoError(t, err)
 		require.Nil(t, found, "a proxy error stored nothing")
 	})
@@ -257,7 +258,7 @@ func TestFaults(t *testing.T) {
 		msgs := b.sandbox.Messages()
 		require.Len(t, msgs, 1)
 
-		found, err := findOne(b.client, m, since())
+		found, err := smstest.FindOne(b.client, m, since())
 		require.NoError(t, err)
 		require.NotNil(t, found)
 		require.Equal(t, msgs[0].ID, found.ProviderMessageID)
@@ -268,12 +269,12 @@ func TestFaults(t *testing.T) {
 		// The same patient, the same text, another Switchboard message.
 		other := m
 		other.StatusCallbackURL = "http://127.0.0.1:1/webhooks/telnyx/status?m=8"
-		none, err := findOne(b.client, other, since())
+		none, err := smstest.FindOne(b.client, other, since())
 		require.NoError(t, err)
 		require.Nil(t, none)
 
 		plain := outbound("hi!")
-		none, err = findOne(b.client, plain, since())
+		none, err = smstest.FindOne(b.client, plain, since())
 		require.NoError(t, err)
 		require.Nil(t, none)
 	})
@@ -288,7 +289,7 @@ func TestFaults(t *testing.T) {
 		require.Equal(t, sms.ClassAmbiguous, se.Class)
 		require.Zero(t, se.HTTPStatus)
 
-		found, err := findOne(b.client, outbound("hi"), since())
+		found, err := smstest.FindOne(b.client, outbound("hi"), since())
 		require.NoError(t, err)
 		require.NotNil(t, found)
 		require.Equal(t, b.sandbox.Messages()[0].ID, found.ProviderMessageID)
@@ -304,7 +305,7 @@ func TestFaults(t *testing.T) {
 		require.Equal(t, sms.ClassAmbiguous, se.Class)
 		require.Empty(t, b.sandbox.Messages())
 
-		found, err := findOne(b.client, outbound("hi"), since())
+		found, err := smstest.FindOne(b.client, outbound("hi"), since())
 		require.NoError(t, err)
 		require.Nil(t, found)
 	})
@@ -349,7 +350,7 @@ func TestChaos(t *testing.T) {
 
 		se = sendError(t, b.client.Probe(context.Background()))
 		require.Equal(t, sms.ClassRetryable, se.Class, "a probe is a read")
-		_, err = findOne(b.client, outbound("hi"), since())
+		_, err = smstest.FindOne(b.client, outbound("hi"), since())
 		require.Equal(t, sms.ClassRetryable, sendError(t, err).Class)
 		require.EqualValues(t, 3, b.sandbox.Refused())
 		require.Empty(t, b.sandbox.Messages())
@@ -902,16 +903,4 @@ func TestSendInbound(t *testing.T) {
 		err = b.sandbox.SendInbound(context.Background(), "http://127.0.0.1:1/", toNumber, fromNumber, "HELP")
 		require.Error(t, err)
 	})
-}
-
-// findOne is FindSent for a test that expects at most one candidate: the
-// first, or nil.
-func findOne(c interface {
-	FindSent(context.Context, sms.Outbound, time.Time) ([]sms.Candidate, error)
-}, m sms.Outbound, since time.Time) (*sms.Accepted, error) {
-	cands, err := c.FindSent(context.Background(), m, since)
-	if err != nil || len(cands) == 0 {
-		return nil, err
-	}
-	return &cands[0].Accepted, nil
 }

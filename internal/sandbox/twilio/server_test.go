@@ -19,6 +19,7 @@ import (
 
 	twiliosandbox "github.com/switchboard-health/switchboard/internal/sandbox/twilio"
 	"github.com/switchboard-health/switchboard/internal/sms"
+	"github.com/switchboard-health/switchboard/internal/sms/smstest"
 	"github.com/switchboard-health/switchboard/internal/twilio"
 )
 
@@ -169,7 +170,7 @@ func TestSend(t *testing.T) {
 		require.Equal(t, "MG0123456789abcdef0123456789abcdef", msgs[0].MessagingServiceSID)
 		require.Empty(t, msgs[0].From)
 
-		found, err := findOne(b.client, outbound("hello"), time.Now().Add(-time.Minute))
+		found, err := smstest.FindOne(b.client, outbound("hello"), time.Now().Add(-time.Minute))
 		require.NoError(t, err)
 		require.NotNil(t, found)
 		require.Equal(t, acc.ProviderMessageID, found.ProviderMessageID)
@@ -248,7 +249,7 @@ func TestFaults(t *testing.T) {
 		require.Equal(t, 502, se.HTTPStatus)
 		require.ErrorIs(t, err, twilio.ErrUndecodable)
 
-		found, err := findOne(b.client, outbound("hi"), since())
+		found, err := smstest.FindOne(b.client, outbound("hi"), since())
 		require.NoError(t, err)
 		require.Nil(t, found, "a proxy error stored nothing")
 	})
@@ -265,13 +266,13 @@ func TestFaults(t *testing.T) {
 		msgs := b.sandbox.Messages()
 		require.Len(t, msgs, 1)
 
-		found, err := findOne(b.client, outbound("hi"), since())
+		found, err := smstest.FindOne(b.client, outbound("hi"), since())
 		require.NoError(t, err)
 		require.NotNil(t, found)
 		require.Equal(t, msgs[0].SID, found.ProviderMessageID)
 		require.Equal(t, 1, b.sandbox.ListCalls())
 
-		other, err := findOne(b.client, outbound("hi!"), since())
+		other, err := smstest.FindOne(b.client, outbound("hi!"), since())
 		require.NoError(t, err)
 		require.Nil(t, other)
 	})
@@ -286,7 +287,7 @@ func TestFaults(t *testing.T) {
 		require.Equal(t, sms.ClassAmbiguous, se.Class)
 		require.Zero(t, se.HTTPStatus)
 
-		found, err := findOne(b.client, outbound("hi"), since())
+		found, err := smstest.FindOne(b.client, outbound("hi"), since())
 		require.NoError(t, err)
 		require.NotNil(t, found)
 		require.Equal(t, b.sandbox.Messages()[0].SID, found.ProviderMessageID)
@@ -302,7 +303,7 @@ func TestFaults(t *testing.T) {
 		require.Equal(t, sms.ClassAmbiguous, se.Class)
 		require.Empty(t, b.sandbox.Messages())
 
-		found, err := findOne(b.client, outbound("hi"), since())
+		found, err := smstest.FindOne(b.client, outbound("hi"), since())
 		require.NoError(t, err)
 		require.Nil(t, found)
 	})
@@ -658,16 +659,4 @@ func TestSign(t *testing.T) {
 	}
 	require.Equal(t, "vOEb5UThFn24KEfnOFLQY2AE5FY=", twiliosandbox.Sign("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", params))
 	require.NotEqual(t, "vOEb5UThFn24KEfnOFLQY2AE5FY=", twiliosandbox.Sign("12345", "https://mycompany.com/myapp.php?foo=1&bar=3", params))
-}
-
-// findOne is FindSent for a test that expects at most one candidate: the
-// first, or nil.
-func findOne(c interface {
-	FindSent(context.Context, sms.Outbound, time.Time) ([]sms.Candidate, error)
-}, m sms.Outbound, since time.Time) (*sms.Accepted, error) {
-	cands, err := c.FindSent(context.Background(), m, since)
-	if err != nil || len(cands) == 0 {
-		return nil, err
-	}
-	return &cands[0].Accepted, nil
 }

@@ -144,3 +144,15 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		require.Nil(t, none)
 	})
 }
+
+// FindOne is FindSent for a test that expects at most one candidate: the
+// first, or nil.
+func FindOne(c interface {
+	FindSent(context.Context, sms.Outbound, time.Time) ([]sms.Candidate, error)
+}, m sms.Outbound, since time.Time) (*sms.Accepted, error) {
+	cands, err := c.FindSent(context.Background(), m, since)
+	if err != nil || len(cands) == 0 {
+		return nil, err
+	}
+	return &cands[0].Accepted, nil
+}
