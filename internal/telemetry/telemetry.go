@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -300,9 +301,6 @@ func messageID(u *url.URL) (int64, bool) {
 	if m == "" {
 		return 0, false
 	}
-	var id int64
-	if _, err := fmt.Sscan(m, &id); err != nil || id <= 0 {
-		return 0, false
-	}
-	return id, true
+	id, err := strconv.ParseInt(m, 10, 64)
+	return id, err == nil && id > 0
 }

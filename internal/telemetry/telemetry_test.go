@@ -83,3 +83,16 @@ func TestVendorCallSpansHoldNoPhoneNumbers(t *testing.T) {
 	}
 	require.True(t, found, "the client span records url.full")
 }
+
+// TestWebhookWithoutAMessageIDLooksNothingUp: only a whole positive id in
+// ?m= names a message.
+func TestWebhookWithoutAMessageIDLooksNothingUp(t *testing.T) {
+	install(t)
+	for _, target := range []string{"/webhooks/twilio/status", "/webhooks/twilio/status?m=42abc", "/webhooks/twilio/status?m=-1"} {
+		h := telemetry.MessageTrace(http.NotFoundHandler(), func(context.Context, int64) (string, error) {
+			t.Fatalf("looked up a message for %s", target)
+			return "", nil
+		})
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, target, nil))
+	}
+}
