@@ -227,6 +227,11 @@ func newProvider(cfg Config, logger *slog.Logger) (*goose.Provider, *sql.DB, err
 		return nil, nil, err
 	}
 	db := stdlib.OpenDB(*cc.ConnConfig)
+	// Strict order, deliberately: goose refuses a pending migration numbered
+	// below one the database already has (no WithAllowOutofOrder), so a
+	// deploy never applies migrations in an order no test ran. Each new
+	// migration is numbered above main's newest when it merges
+	// (docs/design.md, "Migrations"; TestMigrationNumbering).
 	opts := []goose.ProviderOption{
 		goose.WithTableName(migrations.TableName),
 		goose.WithDisableGlobalRegistry(true),
