@@ -1,25 +1,3 @@
-// Package wearables is the wearables domain: device connections (Google
-// Health API v4 for Fitbit devices, Apple Health uploads), token refresh
-// that never races or storms, syncs triggered by notifications, a periodic
-// poll and a backfill, normalization and plausibility of every data point,
-// and the workers that carry it all out.
-//
-// # Wiring
-//
-// cmd calls Register with a River workers bundle and Deps; it adds every
-// wearables worker and returns the periodic jobs to add to the client. The
-// api gets an *API from NewAPI (the OAuth flow, the Google Health webhook
-// inbox and Apple Health uploads).
-//
-// # Data
-//
-// Every sample received is stored once in switchboard.wearable_samples
-// (unique per source and source id). Valid ones become observations through
-// switchboard.record_observation, which enqueues fhir_push in the same
-// transaction; physically impossible ones stay there with a rejection reason;
-// heart rate stays there raw and is pushed as a summary per period. A sample
-// deleted at its source marks its observation entered-in-error and pushes
-// that correction.
 package wearables
 
 import (
