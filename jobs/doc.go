@@ -135,7 +135,8 @@
 // Unique by args per minute, so a burst of notifications for the same window
 // is one job. Snoozes (no attempt spent) when the per-user limit (300/min,
 // key google_health:<healthUserId>) is used up, on 429, and while the
-// google_health breaker is open. A dead refresh token (invalid_grant) or a
+// google_health breaker is open; the job's hold_reason (rate_limit, throttled,
+// breaker_open …) says which. A dead refresh token (invalid_grant) or a
 // revoked access completes the job and moves the connection to needs_reauth
 // with one re-connect SMS; a scope the patient did not grant disables that
 // data type. Retries 5xx and network errors; our own bad request (400, 404)

@@ -22,6 +22,12 @@ const (
 	HoldRateSlot = "rate_slot"
 	// HoldQuietHours: an app message waits out the recipient's quiet hours.
 	HoldQuietHours = "quiet_hours"
+	// HoldRateLimit: a rate limit of our own for the destination is used
+	// up (Google Health's per-user quota); the job waits for the next slot.
+	HoldRateLimit = "rate_limit"
+	// HoldThrottled: the destination answered 429; the job waits out its
+	// Retry-After (or a default when it gave none).
+	HoldThrottled = "throttled"
 )
 
 // Job metadata keys a hold writes. A later run clears them (Registry's

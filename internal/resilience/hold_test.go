@@ -99,7 +99,8 @@ func TestPauseHoldsJobsThatStartAfterItAndResumeWakesThem(t *testing.T) {
 func TestHoldForReasons(t *testing.T) {
 	t.Parallel()
 	for _, r := range []string{resilience.HoldPaused, resilience.HoldBreakerOpen, resilience.HoldBusy,
-		resilience.HoldUnconfigured, resilience.HoldRateSlot, resilience.HoldQuietHours} {
+		resilience.HoldUnconfigured, resilience.HoldRateSlot, resilience.HoldQuietHours,
+		resilience.HoldRateLimit, resilience.HoldThrottled} {
 		require.NotEmpty(t, r)
 	}
 	err := resilience.HoldFor(context.Background(), resilience.HoldRateSlot, "twilio", 10*time.Millisecond)

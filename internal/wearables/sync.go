@@ -342,7 +342,7 @@ func (w *SyncWorker) outcome(ctx context.Context, job *river.Job[jobs.WearableSy
 	case errors.As(err, &ue):
 		return resilience.Snooze(ctx, job.JobRow, ue, w.unavailableLimit)
 	case errors.As(err, &hold):
-		return river.JobSnooze(hold.wait)
+		return resilience.HoldFor(ctx, resilience.HoldRateLimit, googlehealth.Provider, hold.wait)
 	case errors.As(err, &tf):
 		return w.failed(ctx, r.conn, tf.err)
 	}
@@ -367,7 +367,7 @@ func (w *SyncWorker) outcome(ctx context.Context, job *river.Job[jobs.WearableSy
 		if ge != nil && ge.RetryAfter > wait {
 			wait = ge.RetryAfter
 		}
-		return river.JobSnooze(wait)
+		return resilience.HoldFor(ctx, resilience.HoldThrottled, googlehealth.Provider, wait)
 	case googlehealth.ClassNotLinked:
 		if _, err := s.q.ConnectionSyncFailed(ctx, s.pool, db.ConnectionSyncFailedParams{ID: r.conn.ID, Class: ptr(string(googlehealth.ClassNotLinked)), ErrorThreshold: 1}); err != nil {
 			return err
