@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -91,6 +93,17 @@ func (c *Client) Probe(ctx context.Context) error {
 	return err
 }
 
+// redacted is the URL of path as an error may name it: no query (filter,
+// page token) and the user's id replaced by {user}.
+func (c *Client) redacted(path string) string {
+	if rest, ok := strings.CutPrefix(path, "/users/"); ok {
+		if i := strings.IndexByte(rest, '/'); i > 0 && rest[:i] != "me" {
+			path = "/users/{user}" + rest[i:]
+		}
+	}
+	return c.base + path
+}
+
 func (c *Client) do(ctx context.Context, accessToken, method, path string, q url.Values, in, out any) error {
 	u := c.base + path
 	if len(q) > 0 {
@@ -117,6 +130,12 @@ func (c *Client) do(ctx context.Context, accessToken, method, path string, q url
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
+		// The URL names the patient's Google user and the window of their
+		// data; River stores this text with the job.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = &url.Error{Op: ue.Op, URL: c.redacted(path), Err: ue.Err}
+		}
 		return fmt.Errorf("error calling google health api: %w", err)
 	}
 	defer resp.Body.Close()

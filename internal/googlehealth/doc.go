@@ -13,8 +13,9 @@
 // Client reads data points (following pages) and daily roll-ups, and the
 // user's identity and settings. Every error from Google is an *Error with the
 // HTTP status, the status name (RESOURCE_EXHAUSTED …), the ErrorInfo reason
-// and any Retry-After; its text never holds a response body. Class tells what
-// a worker does with it.
+// and any Retry-After; its text never holds a response body. A transport
+// error (refused, timed out) names the request without its query or the
+// user's id. Class tells what a worker does with it.
 //
 // # Webhooks
 //
