@@ -76,8 +76,13 @@ func (v Int64) MarshalJSON() ([]byte, error) {
 // Double is a float64 that may arrive as "NaN", "Infinity" or a string.
 type Double float64
 
-// UnmarshalJSON implements json.Unmarshaler.
+// UnmarshalJSON implements json.Unmarshaler. JSON null leaves the value
+// as it is (proto3's JSON mapping allows null for a field at its default;
+// an error here would refuse the whole page).
 func (v *Double) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	s := strings.Trim(string(b), `"`)
 	switch s {
 	case "NaN":
