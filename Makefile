@@ -69,8 +69,8 @@ chaos/delivery: build ## Delivery under faults: 10,000 messages, 20% 5xx, 10% 42
 	$(BIN) chaos --mode delivery $(CHAOS_ARGS)
 
 .PHONY: fuzz
-fuzz: ## Every native fuzz target for FUZZTIME each (default 10s); prints inputs tried and failures
-	FUZZTIME=$(or $(FUZZTIME),10s) deploy/fuzz.sh
+fuzz: ## Every native fuzz target for FUZZTIME each (default 10s; the SQL API and FHIR pull ones use a real PostgreSQL); prints inputs tried and failures
+	TEST_DATABASE_URL='$(TEST_URL)' FUZZTIME=$(or $(FUZZTIME),10s) deploy/fuzz.sh
 
 .PHONY: lint
 lint: ## gofmt and go vet

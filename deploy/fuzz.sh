@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every native Go fuzz target for FUZZTIME each (default 10s) and prints
 # the inputs tried and the failures, per target and in total. Seeds: f.Add in
-# each target and testdata/fuzz/<Target>/ beside it. Exit status 1 on a failure.
+# each target and testdata/fuzz/<Target>/ beside it. Targets that call the
+# database (FuzzSQLAPI, FuzzPull) need TEST_DATABASE_URL, as make fuzz sets.
+# Exit status 1 on a failure.
 set -uo pipefail
 FUZZTIME=${FUZZTIME:-10s}
 targets=(
@@ -9,6 +11,7 @@ targets=(
   "./internal/telnyx FuzzParseEvent" "./internal/telnyx FuzzParseReport" "./internal/telnyx FuzzParsePublicKey"
   "./internal/googlehealth FuzzParseNotifications" "./internal/googlehealth FuzzParseKeyset"
   "./internal/applehealth FuzzParse"
+  "./jobs FuzzSQLAPI"
 )
 total=0 failures=0
 for t in "${targets[@]}"; do
