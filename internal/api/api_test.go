@@ -47,7 +47,7 @@ type testBundle struct {
 }
 
 // newClient is an insert-only River client on pool, as cmd builds it.
-func newClient(t *testing.T, pool *pgxpool.Pool, schema string) *river.Client[pgx.Tx] {
+func newClient(t testing.TB, pool *pgxpool.Pool, schema string) *river.Client[pgx.Tx] {
 	t.Helper()
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Schema: schema,
@@ -57,7 +57,7 @@ func newClient(t *testing.T, pool *pgxpool.Pool, schema string) *river.Client[pg
 	return client
 }
 
-func passwordHash(t *testing.T, password string) api.Secret {
+func passwordHash(t testing.TB, password string) api.Secret {
 	t.Helper()
 	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 	require.NoError(t, err)
@@ -65,7 +65,7 @@ func passwordHash(t *testing.T, password string) api.Secret {
 }
 
 // setup builds a server on a fresh database; mutate adjusts its Config.
-func setup(t *testing.T, mutate func(*api.Config)) *testBundle {
+func setup(t testing.TB, mutate func(*api.Config)) *testBundle {
 	t.Helper()
 	pool, _ := dbtest.NewPool(t)
 	client := newClient(t, pool, api.RiverSchema)

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func newJSONServer(t *testing.T, h http.HandlerFunc) string {
+func newJSONServer(t testing.TB, h http.HandlerFunc) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/fhir+json")

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strconv"
@@ -83,6 +84,8 @@ func (w *PullWorker) Work(ctx context.Context, job *river.Job[jobs.FHIRPullArgs]
 // PullResult counts what one pull did.
 type PullResult struct {
 	Stored, Applied, Unmatched, Echoes, Ignored, Duplicates, Quarantined int
+	// Unstorable resources hold what PostgreSQL cannot (see applyEntry).
+	Unstorable int
 }
 
 // refusedError is a pulled value record_observation refused.
@@ -165,7 +168,7 @@ func (w *PullWorker) applyPage(ctx context.Context, ep *Endpoint, rt string, pag
 					newest = &t
 				}
 			}
-			if err := w.applyOne(ctx, tx, ep, r, e.Resource, lu, res); err != nil {
+			if err := w.applyEntry(ctx, tx, ep, r, e.Resource, lu, res); err != nil {
 				return err
 			}
 		}
@@ -176,6 +179,34 @@ func (w *PullWorker) applyPage(ctx context.Context, ep *Endpoint, rt string, pag
 		}
 		return nil
 	})
+}
+
+// applyEntry applies one resource in a savepoint. A resource PostgreSQL
+// cannot hold (a number beyond numeric such as 1e999999, a \u0000, text
+// that is not UTF-8: SQLSTATE class 22) is skipped with a warning naming
+// the SQLSTATE, not the content. Failing the page instead would retry it
+// until the job dead-letters and hold the endpoint's cursor behind it.
+func (w *PullWorker) applyEntry(ctx context.Context, tx pgx.Tx, ep *Endpoint, r pulledResource, raw []byte, lu *time.Time, res *PullResult) error {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	err = w.applyOne(ctx, sp, ep, r, raw, lu, res)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+		if err := sp.Rollback(ctx); err != nil {
+			return err
+		}
+		res.Unstorable++
+		w.deps.Logger.WarnContext(ctx, "pulled resource skipped: PostgreSQL cannot store it",
+			slog.String("endpoint", ep.Row.Name), slog.String("resource_type", r.ResourceType), slog.String("sqlstate", pgErr.Code))
+		return nil
+	}
+	if err != nil {
+		_ = sp.Rollback(ctx)
+		return err
+	}
+	return sp.Commit(ctx)
 }
 
 func (w *PullWorker) applyOne(ctx context.Context, tx pgx.Tx, ep *Endpoint, r pulledResource, raw []byte, lu *time.Time, res *PullResult) error {
@@ -192,10 +223,12 @@ func (w *PullWorker) applyOne(ctx context.Context, tx pgx.Tx, ep *Endpoint, r pu
 		echo = echo || (t.System == ep.opts.Tag.System && t.Code == ep.opts.Tag.Code)
 	}
 	if !echo {
-		if l, err := w.q.FHIRLinkFindByResource(ctx, tx, db.FHIRLinkFindByResourceParams{EndpointID: ep.Row.ID,
-			ResourceType: r.ResourceType, ResourceID: r.ID}); err == nil && l.VersionID != nil && *l.VersionID == version {
-			echo = true
+		l, err := w.q.FHIRLinkFindByResource(ctx, tx, db.FHIRLinkFindByResourceParams{EndpointID: ep.Row.ID,
+			ResourceType: r.ResourceType, ResourceID: r.ID})
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("error finding the resource's link: %w", err)
 		}
+		echo = err == nil && l.VersionID != nil && *l.VersionID == version
 	}
 	switch {
 	case echo:
