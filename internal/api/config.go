@@ -41,6 +41,11 @@ type Config struct {
 	// OPERATOR_BCRYPT_CONCURRENCY).
 	Login LoginConfig
 
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client for the login and upload lockouts (API_TRUSTED_PROXIES).
+	// Empty: the direct peer is the client and the header is ignored.
+	TrustedProxies Proxies `env:"API_TRUSTED_PROXIES"`
+
 	// UploadAuth throttles failed Apple Health uploads per source
 	// (APPLE_HEALTH_AUTH_*).
 	UploadAuth UploadAuthConfig

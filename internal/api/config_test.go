@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-health/switchboard/internal/api"
 	"github.com/switchboard-health/switchboard/internal/database/dbtest"
+	"github.com/switchboard-health/switchboard/internal/envvars"
 	"github.com/switchboard-health/switchboard/internal/httpserver"
 	"github.com/switchboard-health/switchboard/internal/worker"
 )
@@ -38,6 +39,15 @@ func TestConfig(t *testing.T) {
 		require.Empty(t, cfg.OperatorUsername)
 	})
 
+	t.Run("BadTrustedProxyIsRefused", func(t *testing.T) {
+		t.Parallel()
+		var cfg api.Config
+		err := envvars.LoadFrom(t.Context(), envconfig.MapLookuper(map[string]string{"PUBLIC_BASE_URL": "https://sb.example.com",
+			"API_TRUSTED_PROXIES": "10.0.0.0/8,proxy.example"}), &cfg)
+		require.ErrorContains(t, err, "API_TRUSTED_PROXIES: ")
+		require.ErrorContains(t, err, "not a CIDR")
+	})
+
 	t.Run("PublicBaseURLIsRequired", func(t *testing.T) {
 		t.Parallel()
 		_, err := process(t, map[string]string{})
@@ -53,9 +63,11 @@ func TestConfig(t *testing.T) {
 			"OPERATOR_PASSWORD_HASH": "$2a$04$hash",
 			"WEBHOOK_MAX_BODY_BYTES": "2048",
 			"HTTP_WRITE_TIMEOUT":     "15s",
+			"API_TRUSTED_PROXIES":    "10.0.0.0/8,192.168.1.1",
 		})
 		require.NoError(t, err)
 		require.Equal(t, "127.0.0.1:9000", cfg.Addr)
+		require.Equal(t, "[10.0.0.0/8 192.168.1.1/32]", fmt.Sprint(cfg.TrustedProxies))
 		require.Equal(t, "ops", cfg.OperatorUsername)
 		require.Equal(t, api.Secret("$2a$04$hash"), cfg.OperatorPasswordHash)
 		require.Equal(t, int64(2048), cfg.WebhookMaxBodyBytes)

@@ -3,9 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -149,25 +147,6 @@ func (a *operatorAuth) check(user, password string) (ok, busy bool) {
 	return false, false
 }
 
-// sourceKey is the lockout key of a request's source: its address, or its
-// /64 for IPv6 (one host usually holds a whole /64).
-func sourceKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	addr = addr.Unmap()
-	if addr.Is6() {
-		p, _ := addr.Prefix(64)
-		return p.String()
-	}
-	return addr.String()
-}
-
 // lockedOut reports whether src or user has used up its failed logins, and
 // for how long.
 func (a *operatorAuth) lockedOut(src, user string, now time.Time) (time.Duration, bool) {
@@ -221,7 +200,7 @@ func (s *Server) requireOperator(next http.Handler) http.Handler {
 			return
 		}
 		now := time.Now()
-		src := sourceKey(r)
+		src := s.cfg.TrustedProxies.sourceKey(r)
 		if wait, locked := s.operator.lockedOut(src, user, now); locked {
 			operatorLogins.WithLabelValues(loginLocked).Inc()
 			tooMany(w, wait)

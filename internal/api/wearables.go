@@ -177,7 +177,7 @@ func (s *Server) handleAppleHealthSamples(w http.ResponseWriter, r *http.Request
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing bearer token"})
 		return
 	}
-	src, now := sourceKey(r), time.Now()
+	src, now := s.cfg.TrustedProxies.sourceKey(r), time.Now()
 	if wait, blocked := s.uploads.blocked(src, now); blocked {
 		// Refused before any database work: a source guessing tokens costs
 		// nothing but this map lookup.
