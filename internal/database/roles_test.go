@@ -102,6 +102,8 @@ func TestRoles(t *testing.T) {
 		"SELECT id, name, write_plan, retired_at FROM switchboard.ehr_endpoints",
 		"SELECT id, status, kind, rejection_reason FROM switchboard.wearable_samples",
 		"SELECT opted_out, source FROM switchboard.sms_consent",
+		"SELECT patient_id, provider, expires_at, used_at FROM switchboard.connect_links",
+		"SELECT id, connection_id, expires_at, revoked_at, last_used_at FROM switchboard.upload_tokens",
 		"SELECT switchboard.dlq_retry_where('no_such_kind', NULL, NULL, 'ops@test')",
 	}
 	phiColumns := []string{
@@ -213,4 +215,46 @@ func TestRoles(t *testing.T) {
 		worker := loginAs(t, admin, dbURL, "switchboard_worker")
 		require.True(t, can(t, worker, "SELECT switchboard.rate_limit_take('roles:test', '1 second', 1)"))
 	})
+}
+
+// TestEveryColumnIsClassified: each column is either listed in
+// switchboard.column_access (operator or secret) or is one of the PHI
+// columns below, which only switchboard_phi_reader reads. A migration that
+// adds a column operators need, and forgets its column_access row, fails
+// here rather than leaving operators blind to it.
+func TestEveryColumnIsClassified(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := dbtest.NewPool(t)
+	rows, err := pool.Query(ctx, `SELECT c.table_name || '.' || c.column_name
+		FROM information_schema.columns c
+		JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'
+		WHERE c.table_schema = 'switchboard'
+		  AND NOT EXISTS (SELECT FROM switchboard.column_access a
+		                  WHERE a.table_name = c.table_name AND a.column_name IN (c.column_name, '*'))
+		ORDER BY 1`)
+	require.NoError(t, err)
+	unlisted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	phiOnly := []string{
+		"audit_log.detail",
+		"device_connections.cursors", "device_connections.external_user_id", "device_connections.legacy_user_id", "device_connections.time_zone",
+		"devices.display_name", "devices.external_id",
+		"events.data",
+		"fhir_inbound.raw", "fhir_outbound.resource",
+		"inbound_messages.body", "inbound_messages.from_e164", "inbound_messages.to_e164",
+		"inbound_webhooks.raw_body",
+		"messages.body", "messages.content_hash", "messages.patient_ref", "messages.time_zone", "messages.to_e164",
+		"oauth_states.redirect_uri",
+		"observations.effective_end", "observations.effective_start", "observations.interpretation", "observations.source_id",
+		"observations.summary_count", "observations.summary_max", "observations.summary_min", "observations.summary_period",
+		"observations.unit", "observations.utc_offset_seconds", "observations.value",
+		"patients.birth_date", "patients.external_ref", "patients.family_name", "patients.gender", "patients.given_name", "patients.phone_e164",
+		"sms_auto_replies.last_reply_at", "sms_auto_replies.phone_e164",
+		"sms_consent.phone_e164",
+		"wearable_samples.effective_end", "wearable_samples.effective_start", "wearable_samples.interpretation", "wearable_samples.source_id",
+		"wearable_samples.source_unit", "wearable_samples.source_value", "wearable_samples.unit", "wearable_samples.utc_offset_seconds",
+		"wearable_samples.value",
+	}
+	require.Equal(t, phiOnly, unlisted, "list the column in column_access (operator or secret) in a migration, or here when it is PHI")
 }
