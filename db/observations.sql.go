@@ -40,6 +40,44 @@ func (q *Queries) ObservationGet(ctx context.Context, db DBTX, id int64) (Observ
 	return i, err
 }
 
+const observationGetBySource = `-- name: ObservationGetBySource :one
+SELECT id, patient_id, kind, value, unit, effective_start, effective_end, device_id, source, source_id, created_at, updated_at, status, interpretation, utc_offset_seconds, summary_period, summary_count, summary_min, summary_max FROM switchboard.observations WHERE source = $1 AND source_id = $2
+`
+
+type ObservationGetBySourceParams struct {
+	Source   string
+	SourceID string
+}
+
+// ObservationGetBySource finds an observation by its source's id: the
+// other half of a blood pressure reading.
+func (q *Queries) ObservationGetBySource(ctx context.Context, db DBTX, arg ObservationGetBySourceParams) (Observation, error) {
+	row := db.QueryRow(ctx, observationGetBySource, arg.Source, arg.SourceID)
+	var i Observation
+	err := row.Scan(
+		&i.ID,
+		&i.PatientID,
+		&i.Kind,
+		&i.Value,
+		&i.Unit,
+		&i.EffectiveStart,
+		&i.EffectiveEnd,
+		&i.DeviceID,
+		&i.Source,
+		&i.SourceID,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.Status,
+		&i.Interpretation,
+		&i.UtcOffsetSeconds,
+		&i.SummaryPeriod,
+		&i.SummaryCount,
+		&i.SummaryMin,
+		&i.SummaryMax,
+	)
+	return i, err
+}
+
 const observationKindList = `-- name: ObservationKindList :many
 SELECT kind, loinc_code, loinc_display, category, units, min_value, max_value FROM switchboard.observation_kinds ORDER BY kind
 `

@@ -121,6 +121,10 @@ type RecordObservationParams struct {
 	// device.
 	SourceID string
 	DeviceID int64 // 0: none
+	// UTCOffsetSeconds is the UTC offset the measurement was taken in (a
+	// whole number of minutes within ±14 hours); the FHIR push writes the
+	// effective time in it. nil keeps what is stored.
+	UTCOffsetSeconds *int32
 }
 
 // RecordObservation calls switchboard.record_observation on tx and returns
@@ -141,11 +145,54 @@ func RecordObservation(ctx context.Context, tx pgx.Tx, p RecordObservationParams
 	if err := propagateTrace(ctx, tx); err != nil {
 		return 0, err
 	}
-	err := tx.QueryRow(ctx, "SELECT switchboard.record_observation($1, $2, $3::numeric, $4, $5, $6, $7, $8, $9)",
+	err := tx.QueryRow(ctx, "SELECT switchboard.record_observation($1, $2, $3::numeric, $4, $5, $6, $7, $8, $9, $10)",
 		p.PatientExternalRef, p.Kind, p.Value, p.Unit, nullTime(p.EffectiveStart), nullTime(p.EffectiveEnd),
-		source, nullString(p.SourceID), device).Scan(&id)
+		source, nullString(p.SourceID), device, p.UTCOffsetSeconds).Scan(&id)
 	if err != nil {
 		return 0, apiError("switchboard.record_observation", err)
+	}
+	return id, nil
+}
+
+// RecordBloodPressureParams are the arguments of
+// switchboard.record_blood_pressure: one reading, both values in mm[Hg].
+type RecordBloodPressureParams struct {
+	PatientExternalRef string
+	Systolic           float64
+	Diastolic          float64
+	EffectiveStart     time.Time
+	EffectiveEnd       time.Time // zero: a point in time
+	// Source is app (the default), a wearable source or ehr:<endpoint>.
+	Source string
+	// SourceID identifies the reading at its source; its two observations
+	// get SourceID#8480-6 and SourceID#8462-4. Required unless Source is app.
+	SourceID         string
+	DeviceID         int64  // 0: none
+	UTCOffsetSeconds *int32 // nil keeps what is stored
+}
+
+// RecordBloodPressure calls switchboard.record_blood_pressure on tx: the
+// reading's systolic and diastolic observations, pushed to EHRs as one
+// 85354-9 panel. It returns the systolic observation's id. Errors as
+// RecordObservation's, naming systolic or diastolic for a bad value.
+func RecordBloodPressure(ctx context.Context, tx pgx.Tx, p RecordBloodPressureParams) (int64, error) {
+	source := p.Source
+	if source == "" {
+		source = "app"
+	}
+	var device any
+	if p.DeviceID != 0 {
+		device = p.DeviceID
+	}
+	if err := propagateTrace(ctx, tx); err != nil {
+		return 0, err
+	}
+	var id int64
+	err := tx.QueryRow(ctx, "SELECT switchboard.record_blood_pressure($1, $2::numeric, $3::numeric, $4, $5, $6, $7, $8, $9)",
+		p.PatientExternalRef, p.Systolic, p.Diastolic, nullTime(p.EffectiveStart), nullTime(p.EffectiveEnd),
+		source, nullString(p.SourceID), device, p.UTCOffsetSeconds).Scan(&id)
+	if err != nil {
+		return 0, apiError("switchboard.record_blood_pressure", err)
 	}
 	return id, nil
 }

@@ -195,16 +195,72 @@ func instant(t time.Time, offsetSeconds *int32) string {
 
 // MapObservation builds an Observation: a core vital-signs profile for
 // vitals, Physical Activity IG conventions for steps and sleep. The subject
-// (o.PatientRef) is required; the device reference is optional.
+// (o.PatientRef) is required; the device reference is optional. A blood
+// pressure reading goes out as one panel: MapBloodPressure.
 func MapObservation(obs db.Observation, o MapOptions) ([]byte, error) {
 	k, ok := ObservationKinds[obs.Kind]
 	if !ok {
 		return nil, fmt.Errorf("observation kind %s has no FHIR mapping", obs.Kind)
 	}
-	value, err := numberOf(obs.Value)
+	q, err := quantityOf(obs)
 	if err != nil {
 		return nil, err
 	}
+	r := observation(obs, o, k.Profile, k.Category,
+		models.CodeableConcept{Coding: append([]models.Coding{{System: ptr(SystemLOINC), Code: ptr(k.LOINC), Display: ptr(k.Display)}}, k.Extra...),
+			Text: ptr(k.Display)})
+	r.ValueQuantity = q
+	if k.Category == "activity" {
+		r.Performer = []models.Reference{{Reference: ptr(o.PatientRef)}}
+	}
+	if obs.Interpretation != nil {
+		r.Interpretation = interpretation(*obs.Interpretation)
+	}
+	return json.Marshal(r)
+}
+
+// MapBloodPressure builds one blood pressure reading as the core bp
+// profile wants it: an 85354-9 panel Observation with a systolic (8480-6)
+// and a diastolic (8462-4) component in mm[Hg], each with its own
+// interpretation. It carries the systolic observation's identifier, time,
+// device and status (entered-in-error when either half is).
+func MapBloodPressure(sys, dia db.Observation, o MapOptions) ([]byte, error) {
+	if sys.Kind != "blood_pressure_systolic" || dia.Kind != "blood_pressure_diastolic" {
+		return nil, fmt.Errorf("a blood pressure reading needs a systolic and a diastolic observation")
+	}
+	if !sys.EffectiveStart.Equal(dia.EffectiveStart) || !equalTimes(sys.EffectiveEnd, dia.EffectiveEnd) {
+		return nil, fmt.Errorf("the systolic and diastolic observations of a blood pressure reading differ in effective time")
+	}
+	r := observation(sys, o, ProfileBloodPressure, "vital-signs", models.CodeableConcept{Coding: []models.Coding{{
+		System: ptr(SystemLOINC), Code: ptr(LOINCBloodPressurePanel), Display: ptr("Blood pressure panel with all children optional")}},
+		Text: ptr("Blood pressure")})
+	if dia.Status == "entered-in-error" {
+		r.Status = models.ObservationStatusEnteredInError
+	}
+	for _, c := range []db.Observation{sys, dia} {
+		k := ObservationKinds[c.Kind]
+		q, err := quantityOf(c)
+		if err != nil {
+			return nil, err
+		}
+		comp := models.ObservationComponent{Code: models.CodeableConcept{Coding: []models.Coding{{
+			System: ptr(SystemLOINC), Code: ptr(k.LOINC), Display: ptr(k.Display)}}, Text: ptr(k.Display)}, ValueQuantity: q}
+		if c.Interpretation != nil {
+			comp.Interpretation = interpretation(*c.Interpretation)
+		}
+		r.Component = append(r.Component, comp)
+	}
+	return json.Marshal(r)
+}
+
+func equalTimes(a, b *time.Time) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && a.Equal(*b))
+}
+
+// observation is what every mapped Observation has: meta, identifier,
+// status, category, code, subject, effective time (in the original UTC
+// offset) and device.
+func observation(obs db.Observation, o MapOptions, profile, category string, code models.CodeableConcept) models.Observation {
 	status := models.ObservationStatusFinal
 	switch obs.Status {
 	case "amended":
@@ -212,24 +268,15 @@ func MapObservation(obs db.Observation, o MapOptions) ([]byte, error) {
 	case "entered-in-error":
 		status = models.ObservationStatusEnteredInError
 	}
-	codings := append([]models.Coding{{System: ptr(SystemLOINC), Code: ptr(k.LOINC), Display: ptr(k.Display)}}, k.Extra...)
-	categoryDisplay := map[string]string{"vital-signs": "Vital Signs", "activity": "Activity"}[k.Category]
-	unit := unitDisplay[obs.Unit]
-	if unit == "" {
-		unit = obs.Unit
-	}
+	categoryDisplay := map[string]string{"vital-signs": "Vital Signs", "activity": "Activity"}[category]
 	r := models.Observation{
-		Meta:       o.meta(k.Profile),
+		Meta:       o.meta(profile),
 		Identifier: o.identifier(identifierValue("observation", obs.ID)),
 		Status:     status,
 		Category: []models.CodeableConcept{{Coding: []models.Coding{{
-			System: ptr(SystemObservationCategory), Code: ptr(k.Category), Display: ptr(categoryDisplay)}}}},
-		Code:          models.CodeableConcept{Coding: codings, Text: ptr(k.Display)},
-		Subject:       &models.Reference{Reference: ptr(o.PatientRef)},
-		ValueQuantity: &models.Quantity{Value: &value, Unit: ptr(unit), System: ptr(SystemUCUM), Code: ptr(obs.Unit)},
-	}
-	if k.Category == "activity" {
-		r.Performer = []models.Reference{{Reference: ptr(o.PatientRef)}}
+			System: ptr(SystemObservationCategory), Code: ptr(category), Display: ptr(categoryDisplay)}}}},
+		Code:    code,
+		Subject: &models.Reference{Reference: ptr(o.PatientRef)},
 	}
 	if obs.EffectiveEnd != nil && !obs.EffectiveEnd.Equal(obs.EffectiveStart) {
 		r.EffectivePeriod = &models.Period{Start: ptr(instant(obs.EffectiveStart, obs.UtcOffsetSeconds)),
@@ -240,10 +287,24 @@ func MapObservation(obs db.Observation, o MapOptions) ([]byte, error) {
 	if o.DeviceRef != "" {
 		r.Device = &models.Reference{Reference: ptr(o.DeviceRef)}
 	}
-	if obs.Interpretation != nil {
-		r.Interpretation = []models.CodeableConcept{{Coding: []models.Coding{{System: ptr(SystemInterpretation), Code: obs.Interpretation}}}}
+	return r
+}
+
+// quantityOf is the observation's value as a UCUM Quantity.
+func quantityOf(obs db.Observation) (*models.Quantity, error) {
+	value, err := numberOf(obs.Value)
+	if err != nil {
+		return nil, err
 	}
-	return json.Marshal(r)
+	unit := unitDisplay[obs.Unit]
+	if unit == "" {
+		unit = obs.Unit
+	}
+	return &models.Quantity{Value: &value, Unit: ptr(unit), System: ptr(SystemUCUM), Code: ptr(obs.Unit)}, nil
+}
+
+func interpretation(code string) []models.CodeableConcept {
+	return []models.CodeableConcept{{Coding: []models.Coding{{System: ptr(SystemInterpretation), Code: ptr(code)}}}}
 }
 
 // MapDevice builds a Device for a patient's wearable.

@@ -82,6 +82,13 @@ func allMapped(t *testing.T) []mapped {
 	b, err = fhir.MapObservation(o, mapOpts)
 	add("Observation/weight-lb-zero-length-period", b, err, fhir.ObservationKinds["weight"].Profile)
 
+	sys := db.Observation{ID: 14, Kind: "blood_pressure_systolic", Value: num(t, "128"), Unit: "mm[Hg]", EffectiveStart: at, Status: "final",
+		Interpretation: sp("H"), UtcOffsetSeconds: &off}
+	dia := db.Observation{ID: 15, Kind: "blood_pressure_diastolic", Value: num(t, "84"), Unit: "mm[Hg]", EffectiveStart: at, Status: "final",
+		UtcOffsetSeconds: &off}
+	b, err = fhir.MapBloodPressure(sys, dia, withDevice)
+	add("Observation/blood-pressure-panel", b, err, fhir.ProfileBloodPressure)
+
 	b, err = fhir.MapDevice(db.Device{ID: 3, PatientID: 1, Source: "google_health", ExternalID: "x", Manufacturer: sp("Google"), Model: sp("Pixel Watch 3"), DisplayName: sp("Ana's watch ⌚")}, mapOpts)
 	add("Device/full", b, err, "")
 	b, err = fhir.MapDevice(db.Device{ID: 4, PatientID: 1, Source: "apple_health", ExternalID: "y"}, mapOpts)
@@ -110,6 +117,21 @@ func allMapped(t *testing.T) []mapped {
 	return out
 }
 
+// hl7BloodPressureExample is the core spec's blood pressure example
+// (observation-example-bloodpressure), reduced to what the bp profile
+// constrains.
+const hl7BloodPressureExample = `{"resourceType": "Observation", "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/bp"]},
+  "status": "final",
+  "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs", "display": "Vital Signs"}]}],
+  "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9", "display": "Blood pressure panel with all children optional"}],
+    "text": "Blood pressure systolic & diastolic"},
+  "subject": {"reference": "Patient/example"}, "effectiveDateTime": "2012-09-17",
+  "component": [
+    {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6", "display": "Systolic blood pressure"}]},
+     "valueQuantity": {"value": 107, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+    {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4", "display": "Diastolic blood pressure"}]},
+     "valueQuantity": {"value": 60, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}]}`
+
 // TestMappersProduceValidResources validates every mapper's output with
 // Switchboard's own rules, the official FHIR R4 JSON schema (compiled in
 // Go) and Medplum's validateResource, with the claimed profile too.
@@ -123,7 +145,15 @@ func TestMappersProduceValidResources(t *testing.T) {
 			require.NoError(t, v.Validate(m.json, fhir.ValidateOptions{}), "switchboard rules")
 			require.NoError(t, fhir.ValidateSchema(s, m.json), "official R4 JSON schema")
 			require.Empty(t, medplumValidate(t, m.json, ""), "medplum validateResource")
-			if m.profile != "" {
+			switch m.profile {
+			case "":
+			case fhir.ProfileBloodPressure:
+				// Medplum cannot match the core bp profile's component
+				// slices: HL7's own example reading gets the same two
+				// errors. Held to that: nothing else may be wrong.
+				require.Equal(t, medplumValidate(t, []byte(hl7BloodPressureExample), m.profile), medplumValidate(t, m.json, m.profile),
+					"medplum validateResource with %s", m.profile)
+			default:
 				require.Empty(t, medplumValidate(t, m.json, m.profile), "medplum validateResource with %s", m.profile)
 			}
 		})

@@ -570,8 +570,8 @@ func readObservation(raw []byte) ([]pulledObservation, string) {
 }
 
 // applyObservation records a pulled observation with source ehr:<endpoint>
-// (never pushed back) through record_observation, keeping the UTC offset
-// the EHR wrote, in a savepoint. A value record_observation refuses
+// (never pushed back) and the UTC offset the EHR wrote through
+// record_observation, in a savepoint. A value record_observation refuses
 // (22023: outside the plausible range, a unit not allowed) is not stored:
 // its reason is returned for the caller to quarantine the resource.
 func (w *PullWorker) applyObservation(ctx context.Context, tx pgx.Tx, ep *Endpoint, patientID int64, resourceID string, o pulledObservation) (string, error) {
@@ -592,8 +592,8 @@ func (w *PullWorker) applyObservation(ctx context.Context, tx pgx.Tx, ep *Endpoi
 		return "", err
 	}
 	var id int64
-	err = sp.QueryRow(ctx, "SELECT switchboard.record_observation($1, $2, $3::numeric, $4, $5, $6, $7, $8)",
-		p.ExternalRef, o.kind, o.value, o.unit, o.start, end, "ehr:"+ep.Row.Name, sourceID).Scan(&id)
+	err = sp.QueryRow(ctx, "SELECT switchboard.record_observation($1, $2, $3::numeric, $4, $5, $6, $7, $8, NULL, $9)",
+		p.ExternalRef, o.kind, o.value, o.unit, o.start, end, "ehr:"+ep.Row.Name, sourceID, o.offset).Scan(&id)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "22023" || pgErr.Code == "23505") {
 		// The message names the rule and the kind's range, never the value.
@@ -602,11 +602,6 @@ func (w *PullWorker) applyObservation(ctx context.Context, tx pgx.Tx, ep *Endpoi
 	if err != nil {
 		_ = sp.Rollback(ctx)
 		return "", fmt.Errorf("error recording pulled observation: %w", err)
-	}
-	if _, err := sp.Exec(ctx, "UPDATE switchboard.observations SET utc_offset_seconds = $2 WHERE id = $1 AND utc_offset_seconds IS DISTINCT FROM $2",
-		id, o.offset); err != nil {
-		_ = sp.Rollback(ctx)
-		return "", fmt.Errorf("error keeping the pulled offset: %w", err)
 	}
 	return "", sp.Commit(ctx)
 }

@@ -270,7 +270,12 @@ func (w *PushWorker) pushDevice(ctx context.Context, ep *Endpoint, d db.Device, 
 // endpoint takes devices) is there first: when the patient is not linked
 // yet and the server declares transactions, patient, device and observation
 // go in one transaction of conditional creates.
-func (w *PushWorker) pushObservation(ctx context.Context, ep *Endpoint, o db.Observation) error {
+func (w *PushWorker) pushObservation(ctx context.Context, ep *Endpoint, obs db.Observation) error {
+	op, err := w.observationToPush(ctx, obs)
+	if err != nil {
+		return recordErr(err, "Observation", jobs.FHIREntityObservation, obs.ID, "")
+	}
+	o := op.anchor
 	p, err := w.q.PatientGet(ctx, w.deps.Pool, o.PatientID)
 	if err != nil {
 		return missing("patient", o.PatientID, err)
@@ -290,7 +295,7 @@ func (w *PushWorker) pushObservation(ctx context.Context, ep *Endpoint, o db.Obs
 			return err
 		}
 		if caps.Require("transaction", "") == nil {
-			return w.pushObservationTransaction(ctx, ep, p, dev, o)
+			return w.pushObservationTransaction(ctx, ep, p, dev, op)
 		}
 	} else if err != nil {
 		return err
@@ -310,7 +315,7 @@ func (w *PushWorker) pushObservation(ctx context.Context, ep *Endpoint, o db.Obs
 	}
 	_, err = w.pushOne(ctx, ep, jobs.FHIREntityObservation, o.ID, "Observation",
 		Identifier{opts.IdentifierSystem, identifierValue("observation", o.ID)},
-		func() ([]byte, error) { return MapObservation(o, opts) })
+		func() ([]byte, error) { return op.build(opts) })
 	return err
 }
 
@@ -439,7 +444,8 @@ type bundleEntry struct {
 // one transaction of conditional creates (idempotent: a retry matches what
 // the first attempt created). Entries that already existed (200) are
 // linked without a hash, so their next push applies Switchboard's content.
-func (w *PushWorker) pushObservationTransaction(ctx context.Context, ep *Endpoint, p db.Patient, dev *db.Device, o db.Observation) error {
+func (w *PushWorker) pushObservationTransaction(ctx context.Context, ep *Endpoint, p db.Patient, dev *db.Device, op observationPush) error {
+	o := op.anchor
 	type part struct {
 		entity string
 		id     int64
@@ -466,7 +472,7 @@ func (w *PushWorker) pushObservationTransaction(ctx context.Context, ep *Endpoin
 		func(pref, dref string) ([]byte, error) {
 			opts := ep.opts
 			opts.PatientRef, opts.DeviceRef = pref, dref
-			return MapObservation(o, opts)
+			return op.build(opts)
 		}, uuidURN()})
 	caps := ep.Caps
 	entries := make([]bundleEntry, len(parts))

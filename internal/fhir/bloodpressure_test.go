@@ -1,0 +1,137 @@
+package fhir_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/fhir"
+	"github.com/switchboard-health/switchboard/jobs"
+)
+
+// codes lists the LOINC codes of a CodeableConcept read from the peer.
+func codes(cc any) []string {
+	var out []string
+	m, _ := cc.(map[string]any)
+	cs, _ := m["coding"].([]any)
+	for _, c := range cs {
+		if cm, ok := c.(map[string]any); ok && cm["system"] == fhir.SystemLOINC {
+			out = append(out, cm["code"].(string))
+		}
+	}
+	return out
+}
+
+// startPullsAt makes an endpoint's pulls start near now instead of at the
+// beginning of the shared peer's history.
+func (b *testBundle) startPullsAt(t *testing.T, at time.Time, types ...string) {
+	t.Helper()
+	for _, rt := range types {
+		require.NoError(t, db.New().FHIRPullCursorAdvance(b.ctx, b.pool, db.FHIRPullCursorAdvanceParams{EndpointID: b.endpoint.ID,
+			ResourceType: rt, Cursor: &at}))
+	}
+}
+
+// TestBloodPressureRoundTripsAsOnePanel: a blood pressure reading is pushed
+// as one 85354-9 Observation with its 8480-6 and 8462-4 components (no lone
+// systolic or diastolic Observation), and pulled back — by another
+// deployment sharing the patient's identifier — as the same two values,
+// once, however often it pulls.
+func TestBloodPressureRoundTripsAsOnePanel(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fhir.Config{})
+	startedAt := time.Now()
+	ref := "bp-" + randHex(4)
+	pid := b.patient(t, jobs.UpsertPatientParams{ExternalRef: ref, FamilyName: "Pressure"})
+	at := time.Date(2025, 1, 15, 8, 5, 0, 0, time.UTC)
+	var sysID int64
+	b.tx(t, func(tx pgx.Tx) error {
+		var err error
+		sysID, err = jobs.RecordBloodPressure(b.ctx, tx, jobs.RecordBloodPressureParams{PatientExternalRef: ref,
+			Systolic: 128, Diastolic: 84, EffectiveStart: at})
+		return err
+	})
+	var diaID int64
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT id FROM switchboard.observations
+		WHERE patient_id = $1 AND kind = 'blood_pressure_diastolic'`, pid).Scan(&diaID))
+	var queued []int64
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT coalesce(array_agg((args->>'entity_id')::bigint), '{}') FROM switchboard.river_job
+		WHERE kind = 'fhir_push' AND args->>'entity' = 'observation' AND (args->>'entity_id')::bigint IN ($1, $2)`,
+		sysID, diaID).Scan(&queued))
+	require.Equal(t, []int64{sysID}, queued, "one push for the reading, queued for its systolic observation")
+
+	require.NoError(t, b.runPush(t, "observation", sysID))
+	before := b.proxy.requests()
+	require.NoError(t, b.runPush(t, "observation", diaID))
+	require.Equal(t, before, b.proxy.requests(), "the diastolic half's push finds the panel already written")
+
+	subject := "Patient/" + b.link(t, "patient", pid).ResourceID
+	onPeer := b.search(t, "Observation", "subject="+subject)
+	require.Len(t, onPeer, 1, "one Observation for the reading")
+	panel := onPeer[0]
+	require.Equal(t, []string{fhir.LOINCBloodPressurePanel}, codes(panel["code"]))
+	require.Nil(t, panel["valueQuantity"])
+	values := map[string]float64{}
+	for _, c := range panel["component"].([]any) {
+		cm := c.(map[string]any)
+		q := cm["valueQuantity"].(map[string]any)
+		require.Equal(t, "mm[Hg]", q["code"])
+		require.Equal(t, fhir.SystemUCUM, q["system"])
+		for _, code := range codes(cm["code"]) {
+			values[code] = q["value"].(float64)
+		}
+	}
+	require.Equal(t, map[string]float64{fhir.LOINCSystolic: 128, fhir.LOINCDiastolic: 84}, values)
+	require.Contains(t, panel["meta"].(map[string]any)["profile"], fhir.ProfileBloodPressure)
+	for _, code := range []string{fhir.LOINCSystolic, fhir.LOINCDiastolic} {
+		status, bundle, _ := fhirDo(t, "GET", b.base+"/Observation?subject="+subject+"&code="+code, nil, nil)
+		require.Equal(t, 200, status)
+		require.Empty(t, bundle["entry"], "no lone %s Observation", code)
+	}
+	require.Equal(t, sysID, observationIDOf(t, panel, b.system), "the panel carries the systolic observation's identifier")
+
+	// This deployment's own pull sees its write as an echo: nothing new.
+	b.startPullsAt(t, startedAt, "Observation")
+	require.NoError(t, b.runPull(t, "Observation"))
+	var n int
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM switchboard.observations WHERE patient_id = $1`, pid).Scan(&n))
+	require.Equal(t, 2, n)
+
+	// Another deployment sharing the identifier system reads the panel as
+	// the same two values, once.
+	other := setup(t, fhir.Config{EchoTag: "https://other-deployment.test/tag|other"})
+	_, err := other.pool.Exec(other.ctx, `UPDATE switchboard.ehr_endpoints SET identifier_system = $1 WHERE id = $2`, b.system, other.endpoint.ID)
+	require.NoError(t, err)
+	otherPID := other.patient(t, jobs.UpsertPatientParams{ExternalRef: ref})
+	other.startPullsAt(t, startedAt, "Patient", "Observation")
+	for range 2 {
+		require.NoError(t, other.runPull(t, "Patient"))
+		require.NoError(t, other.runPull(t, "Observation"))
+		rows := other.pulledRows(t, otherPID)
+		require.Equal(t, map[string]pulledRow{
+			"Observation/" + panel["id"].(string) + "#8480-6": {"blood_pressure_systolic", 128, ptr[int32](0)},
+			"Observation/" + panel["id"].(string) + "#8462-4": {"blood_pressure_diastolic", 84, ptr[int32](0)},
+		}, rows)
+	}
+}
+
+// observationIDOf reads the local observation id from the identifier of
+// system on a resource.
+func observationIDOf(t *testing.T, r map[string]any, system string) int64 {
+	t.Helper()
+	for _, i := range r["identifier"].([]any) {
+		im := i.(map[string]any)
+		if im["system"] == system {
+			var id int64
+			_, err := fmt.Sscanf(im["value"].(string), "observation-%d", &id)
+			require.NoError(t, err)
+			return id
+		}
+	}
+	t.Fatalf("no identifier of %s", system)
+	return 0
+}
