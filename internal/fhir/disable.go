@@ -9,10 +9,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -30,7 +30,7 @@ func (w *PushWorker) held(ctx context.Context, ep *Endpoint, job *rivertype.JobR
 			Err: errors.New("dropped: ehr endpoint " + ep.Row.Name + " was retired (ehr disable --drop)")})
 	}
 	w.deps.Logger.InfoContext(ctx, "fhir push held: endpoint disabled", slog.Int64("job_id", job.ID), slog.String("endpoint", ep.Row.Name))
-	return river.JobSnooze(HoldSnooze)
+	return resilience.HoldFor(ctx, resilience.HoldEndpointDisabled, DestinationName(ep.Row.Name), HoldSnooze)
 }
 
 // SetEnabled enables or disables an endpoint with an audit entry. Disabling

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/switchboard-health/switchboard/db"
@@ -299,7 +298,8 @@ func (ep *Endpoint) ready(ctx context.Context, d Deps, job *rivertype.JobRow, un
 			return fmt.Errorf("error applying rate limit: %w", err)
 		}
 		if wait > 0 {
-			return river.JobSnooze(wait)
+			// The slot is booked: the job runs when it comes.
+			return resilience.HoldFor(ctx, resilience.HoldRateSlot, DestinationName(ep.Row.Name), wait)
 		}
 	}
 	return nil

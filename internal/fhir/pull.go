@@ -56,7 +56,7 @@ func (w *PullWorker) Work(ctx context.Context, job *river.Job[jobs.FHIRPullArgs]
 		return cancel(ctx, "permanent", fmt.Errorf("ehr endpoint %d does not exist", a.EndpointID))
 	}
 	if err != nil {
-		return outcome(ctx, job.Attempt, err)
+		return outcome(ctx, job.Attempt, "", err)
 	}
 	if !ep.Row.Enabled || !slices.Contains(ep.Row.PullTypes, a.ResourceType) {
 		return nil
@@ -70,7 +70,7 @@ func (w *PullWorker) Work(ctx context.Context, job *river.Job[jobs.FHIRPullArgs]
 		return resilience.Snooze(ctx, job.JobRow, err, w.UnavailableLimit)
 	}
 	if err != nil {
-		return outcome(ctx, job.Attempt, err)
+		return outcome(ctx, job.Attempt, DestinationName(ep.Row.Name), err)
 	}
 	if more {
 		// A long backlog continues in a fresh job from the advanced cursor.

@@ -57,7 +57,7 @@ func (w *PushWorker) Work(ctx context.Context, job *river.Job[jobs.FHIRPushArgs]
 		return cancel(ctx, "permanent", fmt.Errorf("ehr endpoint %d does not exist", a.EndpointID))
 	}
 	if err != nil {
-		return outcome(ctx, job.JobRow.Attempt, err)
+		return outcome(ctx, job.JobRow.Attempt, "", err)
 	}
 	if !ep.Row.Enabled {
 		return w.held(ctx, ep, job.JobRow, a)
@@ -70,11 +70,13 @@ func (w *PushWorker) Work(ctx context.Context, job *river.Job[jobs.FHIRPushArgs]
 	if errors.As(err, &ue) {
 		return resilience.Snooze(ctx, job.JobRow, err, w.UnavailableLimit)
 	}
-	return outcome(ctx, job.JobRow.Attempt, err)
+	return outcome(ctx, job.JobRow.Attempt, DestinationName(ep.Row.Name), err)
 }
 
-// outcome turns an error into the job's result by its class.
-func outcome(ctx context.Context, attempt int, err error) error {
+// outcome turns an error into the job's result by its class. A throttled
+// call holds the job (hold_reason throttled, on destination dest) for the
+// server's Retry-After.
+func outcome(ctx context.Context, attempt int, dest string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -89,7 +91,7 @@ func outcome(ctx context.Context, attempt int, err error) error {
 		if errors.As(err, &fe) && fe.RetryAfter > 0 {
 			wait = fe.RetryAfter
 		}
-		return river.JobSnooze(wait)
+		return resilience.HoldFor(ctx, resilience.HoldThrottled, dest, wait)
 	case ClassDuplicate:
 		_ = river.MetadataSet(ctx, "fhir_alert", "duplicate_identifier")
 		return cancel(ctx, "permanent", err)

@@ -28,6 +28,9 @@ const (
 	// HoldThrottled: the destination answered 429; the job waits out its
 	// Retry-After (or a default when it gave none).
 	HoldThrottled = "throttled"
+	// HoldEndpointDisabled: the job's EHR endpoint is disabled (`ehr
+	// disable`); its pushes wait, no attempt spent, until `ehr enable`.
+	HoldEndpointDisabled = "endpoint_disabled"
 )
 
 // Job metadata keys a hold writes. A later run clears them (Registry's
