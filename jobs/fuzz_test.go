@@ -58,8 +58,17 @@ func fuzzCall(fn uint8, a, b, c, d, e string, n int64, v float64) sqlCall {
 			[]any{a, b, v, c, opt(d), opt(e)}, []string{"patient_external_ref", "kind", "value", "unit", "source", "source_id"}}
 	case 4:
 		expr, res := jsonArg(a)
+		fields := []string{"resource", "endpoint_name", "idempotency_key"}
+		// push_fhir names an element inside resource by its FHIR path
+		// (Immunization.status), as the worker's validation does.
+		var r struct {
+			ResourceType string `json:"resourceType"`
+		}
+		if json.Unmarshal([]byte(a), &r) == nil && r.ResourceType != "" {
+			fields = append(fields, r.ResourceType+".")
+		}
 		return sqlCall{"push_fhir", "SELECT switchboard.push_fhir(" + fmt.Sprintf(expr, 1) + ", $2, $3)::text",
-			[]any{res, opt(b), opt(c)}, []string{"resource", "endpoint_name", "idempotency_key"}}
+			[]any{res, opt(b), opt(c)}, fields}
 	case 5:
 		return sqlCall{"wearables_connect_link", "SELECT switchboard.wearables_connect_link($1, $2, $3::bigint * interval '1 second')",
 			[]any{a, b, n % 10_000_000}, []string{"patient_external_ref", "provider", "ttl"}}
@@ -79,11 +88,12 @@ func fuzzCall(fn uint8, a, b, c, d, e string, n int64, v float64) sqlCall {
 // wearables_upload_token, wearables_disconnect, enqueue) as
 // switchboard_app with fuzzed arguments against a real database. Every call
 // succeeds or is refused with a documented SQLSTATE whose message names a
-// field: 22023 (bad input), 23505 (an idempotency key or source_id reused
-// with other content), or 22021 when the text itself is not valid UTF-8 or
-// holds NUL (PostgreSQL refuses it before the function runs). A refused
-// call writes nothing: the row counts of every switchboard table are the
-// same after it. Seeds: testdata/fuzz/FuzzSQLAPI.
+// field (for push_fhir, possibly an element of resource by its FHIR path):
+// 22023 (bad input), 23505 (an idempotency key or source_id reused with
+// other content), or 22021 when the text itself is not valid UTF-8 or holds
+// NUL (PostgreSQL refuses it before the function runs). A refused call
+// writes nothing: the row counts of every switchboard table are the same
+// after it. Seeds: testdata/fuzz/FuzzSQLAPI.
 func FuzzSQLAPI(f *testing.F) {
 	f.Add(uint8(0), "fz-1", "+15005550006", "Your appointment is tomorrow.", "fuzz-patient", "America/New_York", int64(0), 0.0)
 	f.Add(uint8(0), "fz-2", "+15005550006", "   ", "", "", int64(0), 0.0)
