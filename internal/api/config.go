@@ -50,6 +50,10 @@ type Config struct {
 	// (APPLE_HEALTH_AUTH_*).
 	UploadAuth UploadAuthConfig
 
+	// FHIRAuth throttles FHIR notifications with a wrong secret per source
+	// (FHIR_NOTIFY_AUTH_*).
+	FHIRAuth FHIRAuthConfig
+
 	// WebhookMaxBodyBytes limits a callback's body; larger ones get 413.
 	WebhookMaxBodyBytes int64 `env:"WEBHOOK_MAX_BODY_BYTES, default=65536"`
 

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/switchboard-health/switchboard/internal/fhir"
 )
@@ -25,8 +27,32 @@ const FHIRSecretHeader = "X-Switchboard-Secret"
 
 var reFHIRType = regexp.MustCompile(`^[A-Z][A-Za-z]{1,63}$`)
 
+// FHIRAuthConfig throttles FHIR notifications with a wrong secret per
+// source (FHIR_NOTIFY_AUTH_* variables). Zero fields take the defaults.
+type FHIRAuthConfig struct {
+	// FailuresPerIP notifications with a wrong secret or endpoint from one
+	// source address (an IPv6 /64) make it wait: one more try every
+	// Refill, answered 429 before any database work meanwhile.
+	FailuresPerIP int           `env:"FHIR_NOTIFY_AUTH_FAILURES_PER_IP, default=20"`
+	Refill        time.Duration `env:"FHIR_NOTIFY_AUTH_REFILL, default=1m"`
+}
+
+// throttle is the per-source throttle of failed notification secrets, its
+// memory bounded to 10,000 sources.
+func (c FHIRAuthConfig) throttle() *failureThrottle {
+	if c.FailuresPerIP <= 0 {
+		c.FailuresPerIP = 20
+	}
+	if c.Refill <= 0 {
+		c.Refill = time.Minute
+	}
+	return newFailureThrottle(c.FailuresPerIP, c.Refill, 10000)
+}
+
 // handleFHIRNotify takes a rest-hook notification: it checks the shared
-// secret (403, nothing stored, when wrong or the endpoint is unknown), reads
+// secret (403, nothing stored, when wrong or the endpoint is unknown; a
+// source that sent FHIR_NOTIFY_AUTH_FAILURES_PER_IP wrong ones gets 429
+// without a database read until it refills), reads
 // only the resource type from the body (empty body: a ping; a body that is
 // not a FHIR resource or Bundle: 400, nothing stored), enqueues a pull and
 // answers 202. The
@@ -49,7 +75,14 @@ func (s *Server) handleFHIRNotify(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad body", http.StatusBadRequest)
 		return
 	}
+	src, now := s.cfg.TrustedProxies.sourceKey(r), time.Now()
+	if wait, blocked := s.fhirAuth.blocked(src, now); blocked {
+		w.Header().Set("Retry-After", strconv.Itoa(max(int((wait+time.Second-1)/time.Second), 1)))
+		http.Error(w, "too many wrong secrets from this address, try again later", http.StatusTooManyRequests)
+		return
+	}
 	if _, err := fhir.NotifyAuthenticate(r.Context(), s.pool, name, secret); errors.Is(err, fhir.ErrBadSecret) {
+		s.fhirAuth.failed(src, now)
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	} else if err != nil {

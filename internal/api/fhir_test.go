@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/require"
@@ -85,4 +86,31 @@ func TestFHIRNotifications(t *testing.T) {
 		require.Equal(t, http.StatusAccepted, rec.Code)
 		require.Equal(t, map[string]int{"Patient": 2, "Observation": 2}, pulls())
 	})
+}
+
+// TestFHIRWrongSecretsAreThrottledPerSource: a source that keeps sending
+// wrong secrets gets 429 with Retry-After before any secret check (the
+// right secret too, so the answer is no oracle), while other sources go on.
+func TestFHIRWrongSecretsAreThrottledPerSource(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *api.Config) { c.FHIRAuth = api.FHIRAuthConfig{FailuresPerIP: 3, Refill: time.Hour} })
+	_, err := db.New().EHREndpointInsert(t.Context(), b.pool, db.EHREndpointInsertParams{Name: "epic", BaseUrl: "http://ehr.invalid/fhir",
+		AuthKind: "none", PushTypes: []string{}, PullTypes: []string{"Patient"},
+		WebhookSecretHash: fhir.HashSecret("s3cret"), PullInterval: pgtype.Interval{Microseconds: 60e6, Valid: true}})
+	require.NoError(t, err)
+	send := func(src, endpoint, secret string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/fhir/"+endpoint, nil)
+		req.RemoteAddr = src
+		req.Header.Set(api.FHIRSecretHeader, secret)
+		rec := httptest.NewRecorder()
+		b.handler.ServeHTTP(rec, req)
+		return rec
+	}
+	require.Equal(t, http.StatusForbidden, send("198.51.100.7:1", "epic", "guess1").Code)
+	require.Equal(t, http.StatusForbidden, send("198.51.100.7:2", "epic", "guess2").Code)
+	require.Equal(t, http.StatusForbidden, send("198.51.100.7:3", "nobody", "s3cret").Code, "an unknown endpoint counts too")
+	rec := send("198.51.100.7:4", "epic", "s3cret")
+	require.Equal(t, http.StatusTooManyRequests, rec.Code)
+	require.NotEmpty(t, rec.Header().Get("Retry-After"))
+	require.Equal(t, http.StatusAccepted, send("198.51.100.8:1", "epic", "s3cret").Code, "another source is not throttled")
 }

@@ -44,6 +44,7 @@ type Server struct {
 	operator *operatorAuth
 	sso      *sso // nil without OIDC
 	uploads  *failureThrottle
+	fhirAuth *failureThrottle
 	riverUI  *riverui.Handler
 	handler  http.Handler
 }
@@ -112,6 +113,7 @@ func New(cfg Config, pool *pgxpool.Pool, client *river.Client[pgx.Tx], logger *s
 		operator:        operator,
 		sso:             sso,
 		uploads:         cfg.UploadAuth.throttle(),
+		fhirAuth:        cfg.FHIRAuth.throttle(),
 		riverUI:         ui,
 	}
 	s.handler = s.routes()
