@@ -68,15 +68,22 @@ chaos: build ## Crash and fault suite: 3 workers + api on a private cluster; SIG
 chaos/delivery: build ## Delivery under faults: 10,000 messages, 20% 5xx, 10% 429, 5% timeouts, one provider outage
 	$(BIN) chaos --mode delivery $(CHAOS_ARGS)
 
+.PHONY: screenshots
+screenshots: build ## River UI screenshots of a dead letter and a held job into docs/screenshots/ (real worker + api, throwaway database, headless Chromium; installs chromium if absent)
+	deploy/screenshots/ensure-chromium.sh
+	cd deploy/screenshots && $(GO) run . -bin ../../$(BIN) -db '$(DB_URL)' -out ../../docs/screenshots -chromium "$$(command -v chromium || echo /usr/bin/chromium)"
+
 .PHONY: fuzz
 fuzz: ## Every native fuzz target for FUZZTIME each (default 10s; the SQL API and FHIR pull ones use a real PostgreSQL); prints inputs tried and failures
 	TEST_DATABASE_URL='$(TEST_URL)' FUZZTIME=$(or $(FUZZTIME),10s) deploy/fuzz.sh
 
 .PHONY: lint
-lint: ## gofmt and go vet
+lint: ## gofmt and go vet (the service and deploy/screenshots, its own module)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	cd deploy/screenshots && $(GO) vet ./...
 
 .PHONY: tidy/check
-tidy/check: ## Fail when go.mod/go.sum are not tidy (go mod tidy -diff)
+tidy/check: ## Fail when go.mod/go.sum (and deploy/screenshots') are not tidy (go mod tidy -diff)
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy and commit"; exit 1; }
+	@cd deploy/screenshots && $(GO) mod tidy -diff || { echo "deploy/screenshots/go.mod is not tidy: run go mod tidy there and commit"; exit 1; }
