@@ -148,3 +148,22 @@ func TestREADMECommands(t *testing.T) {
 	require.Positive(t, ran)
 	t.Logf("%d README commands, %d run", len(cmds), ran)
 }
+
+// TestREADMEMakeTargets: every `make TARGET` the README shows is a target of
+// the Makefile that `make help` lists (a "## " description).
+func TestREADMEMakeTargets(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	makefile, err := os.ReadFile("../../Makefile")
+	require.NoError(t, err)
+	targets := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^([a-zA-Z0-9_/-]+):.*## `).FindAllStringSubmatch(string(makefile), -1) {
+		targets[m[1]] = true
+	}
+	named := regexp.MustCompile("(?m)(?:`|^\\s*)make ([a-z][a-z0-9_/-]*)").FindAllStringSubmatch(string(readme), -1)
+	require.NotEmpty(t, named)
+	for _, m := range named {
+		require.True(t, targets[m[1]], "README names `make %s`, which is not a documented Makefile target", m[1])
+	}
+}
