@@ -74,7 +74,7 @@
 //
 // # destination_probe
 //
-// Queue maintenance, priority 4, 1 attempt, every PROBE_INTERVAL (1 m).
+// Queue maintenance, priority 4, 3 attempts, every PROBE_INTERVAL (1 m).
 // Probes every destination idle for PROBE_IDLE (a cheap authenticated read)
 // through its policies, so destination_health and the breakers stay current
 // without traffic. Failures are recorded, not retried.
@@ -122,7 +122,7 @@
 //
 // # fhir_pull_schedule
 //
-// Queue maintenance, 1 attempt, periodic. Enqueues a fhir_pull for every
+// Queue maintenance, 3 attempts, periodic. Enqueues a fhir_pull for every
 // enabled endpoint and pull type whose interval has passed. Harmless to lose
 // a run: the next one catches up.
 //
@@ -165,7 +165,7 @@
 //
 // # wearable_poll
 //
-// Queue wearables, 1 attempt, periodic. Safety net: enqueues syncs of the
+// Queue wearables, 3 attempts, periodic. Safety net: enqueues syncs of the
 // last days of every active connection, retries connections in error after
 // their backoff, and flags connections without data for WEARABLES_STALE_AFTER
 // (event device.stale, metric switchboard_wearables_stale_connections) once.
