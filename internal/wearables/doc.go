@@ -27,10 +27,11 @@
 // Measurement and at Service.store.
 //
 // Service (service.go) is the domain shared by the workers and the api:
-// access tokens (AccessToken refreshes under the connection's row lock, so
-// one refresh reaches Google however many jobs need it; a dead grant moves
-// the connection to needs_reauth with one re-connect SMS through the
-// outbox), storing and promoting samples, deletions and summaries.
+// access tokens (token.go: AccessToken refreshes under the connection's row
+// lock, so one refresh reaches Google however many jobs need it; a dead
+// grant moves the connection to needs_reauth with one re-connect SMS
+// through the outbox), storing samples and promoting them to observations,
+// deletions (store.go) and summaries (summarize.go).
 //
 // # Wiring
 //
