@@ -89,4 +89,3 @@ func TestHeldPushesSayWhy(t *testing.T) {
 		requireHold(t, meta, resilience.HoldThrottled)
 	})
 }
-
