@@ -1,12 +1,14 @@
 package googlehealth_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -299,7 +301,9 @@ func TestConfig(t *testing.T) {
 		cfg := googlehealth.Config{ClientID: clientID, ClientSecret: clientSecret, WebhookSecret: "Bearer s3cr3t-hook"}
 		b, err := json.Marshal(cfg)
 		require.NoError(t, err)
-		for _, out := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), string(b)} {
+		var logged bytes.Buffer
+		slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "secret", cfg.ClientSecret, "hook", cfg.WebhookSecret)
+		for _, out := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), string(b), logged.String()} {
 			require.NotContains(t, out, clientSecret)
 			require.NotContains(t, out, "s3cr3t")
 		}

@@ -25,6 +25,12 @@ func TestFilter(t *testing.T) {
 	} {
 		require.Equal(t, want, googlehealth.Filter(dataType, start, end), dataType)
 	}
+	for _, dataType := range []string{googlehealth.TypeHeartRate, googlehealth.TypeSteps, googlehealth.TypeSleep, googlehealth.TypeDailyRestingHeartRate} {
+		_, ok := googlehealth.KindOf(dataType)
+		require.True(t, ok, dataType)
+	}
+	_, ok := googlehealth.KindOf("blood-pressure")
+	require.False(t, ok, "does not exist in v4")
 	// Instants in another zone are written in UTC.
 	ny := time.FixedZone("EST", -5*3600)
 	require.Equal(t, googlehealth.Filter(googlehealth.TypeHeartRate, start, end),
@@ -98,5 +104,6 @@ func TestDataPointJSON(t *testing.T) {
 		require.Equal(t, googlehealth.Date{Year: 2026, Month: 11, Day: 25}, googlehealth.DateOf(at.In(ny)))
 		require.Equal(t, "2026-11-25", googlehealth.DateOf(at.In(ny)).String())
 		require.True(t, googlehealth.Date{}.IsZero())
+		require.Equal(t, time.Date(2026, 11, 25, 0, 0, 0, 0, ny), googlehealth.Date{Year: 2026, Month: 11, Day: 25}.Time(ny))
 	})
 }
