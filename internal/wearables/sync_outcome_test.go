@@ -93,3 +93,54 @@ func TestSyncHoldsSayWhy(t *testing.T) {
 			"a hold is not a failure of the connection")
 	})
 }
+
+// TestSyncOutcomes: our own permanent failures end in a dead letter marked
+// permanent, without touching the connection's failure count.
+func TestSyncOutcomes(t *testing.T) {
+	t.Parallel()
+
+	// outcome inserts args, works the queue and returns the job's state,
+	// its outcome_class and the connection's consecutive failures.
+	outcome := func(t *testing.T, b *testBundle, id int64, args jobs.WearableSyncArgs) (state, class string, failures int) {
+		t.Helper()
+		require.NoError(t, pgx.BeginFunc(t.Context(), b.pool, func(tx pgx.Tx) error {
+			_, err := b.client.InsertTx(t.Context(), tx, args, nil)
+			return err
+		}))
+		b.runJobs(t)
+		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT state::text, coalesce(metadata->>'outcome_class', '')
+			FROM switchboard.river_job WHERE kind = 'wearable_sync'`).Scan(&state, &class))
+		failures = count(t, b.pool, "SELECT consecutive_failures FROM switchboard.device_connections WHERE id = $1", id)
+		return state, class, failures
+	}
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+
+	for name, tc := range map[string]struct {
+		args  func(id int64) jobs.WearableSyncArgs
+		fault int // HTTP status the API answers, 0: none
+	}{
+		"ConnectionGone": {args: func(int64) jobs.WearableSyncArgs {
+			return jobs.WearableSyncArgs{ConnectionID: 1 << 40, DataType: googlehealth.TypeWeight, Start: day, End: day.Add(24 * time.Hour)}
+		}},
+		"DataTypeNotRead": {args: func(id int64) jobs.WearableSyncArgs {
+			return jobs.WearableSyncArgs{ConnectionID: id, DataType: "blood-pressure", Start: day, End: day.Add(24 * time.Hour)}
+		}},
+		"GoogleCallsOurRequestInvalid": {fault: http.StatusBadRequest, args: func(id int64) jobs.WearableSyncArgs {
+			return jobs.WearableSyncArgs{ConnectionID: id, DataType: googlehealth.TypeWeight, Start: day, End: day.Add(24 * time.Hour)}
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, func(c *wearables.Config) { c.DataTypes = []string{googlehealth.TypeWeight} })
+			id := b.connect(t)
+			exec(t, b.pool, "DELETE FROM switchboard.river_job")
+			if tc.fault != 0 {
+				b.sb.Fail("/v4/users/", tc.fault, 1, 0)
+			}
+			state, class, failures := outcome(t, b, id, tc.args(id))
+			require.Equal(t, "cancelled", state)
+			require.Equal(t, "permanent", class)
+			require.Zero(t, failures)
+		})
+	}
+}
