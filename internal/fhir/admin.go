@@ -58,6 +58,11 @@ func AddEndpoint(ctx context.Context, pool *pgxpool.Pool, keys *secrets.Keyring,
 		return db.EHREndpoint{}, &InputError{"base-url must be an absolute http(s) URL"}
 	}
 	p.BaseURL = strings.TrimSuffix(p.BaseURL, "/")
+	if isExampleSystem(p.IdentifierSystem) {
+		return db.EHREndpoint{}, &InputError{"identifier-system is the documentation's example (" + p.IdentifierSystem + "): " +
+			"two deployments with it overwrite each other's resources on a shared EHR; omit it (this deployment's urn:uuid is used) " +
+			"or give a system of your own"}
+	}
 	if p.RateLimit != "" {
 		if _, err := ratelimit.ParseLimit(p.RateLimit); err != nil {
 			return db.EHREndpoint{}, &InputError{"rate-limit: " + err.Error()}

@@ -26,7 +26,7 @@ import (
 // fuzzSystem is the identifier system of FuzzPull's endpoint; fuzzRef is
 // the local patient it knows as Patient/fz-1 and by identifier.
 const (
-	fuzzSystem = "https://switchboard.example/fhir/identifier/fuzz"
+	fuzzSystem = "https://switchboard-tests.test/fhir/identifier/fuzz"
 	fuzzRef    = "fuzz-patient"
 )
 

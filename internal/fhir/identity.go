@@ -24,12 +24,17 @@ const ExampleIdentifierSystem = "https://switchboard.example/fhir/identifier"
 // https://switchboard.example/). An empty FHIR_IDENTIFIER_SYSTEM is fine:
 // the deployment's urn:uuid is used.
 func (c Config) CheckIdentity() error {
-	s := c.IdentifierSystem
-	if s == ExampleIdentifierSystem || strings.HasPrefix(s, "https://switchboard.example/") {
+	if isExampleSystem(c.IdentifierSystem) {
 		return fmt.Errorf("FHIR_IDENTIFIER_SYSTEM is the documentation's example (%s): two deployments with it overwrite each other's "+
-			"resources on a shared EHR; unset it (this deployment's urn:uuid is used) or set a system of your own", s)
+			"resources on a shared EHR; unset it (this deployment's urn:uuid is used) or set a system of your own", c.IdentifierSystem)
 	}
 	return nil
+}
+
+// isExampleSystem reports whether s is the documentation's example system
+// or under it. The database refuses the same on ehr_endpoints (00095).
+func isExampleSystem(s string) bool {
+	return s == ExampleIdentifierSystem || strings.HasPrefix(s, "https://switchboard.example/")
 }
 
 // DeploymentSystem is this deployment's default identifier system:

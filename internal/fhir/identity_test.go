@@ -1,15 +1,19 @@
 package fhir_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/database/dbtest"
 	"github.com/switchboard-health/switchboard/internal/fhir"
 	"github.com/switchboard-health/switchboard/jobs"
 )
@@ -171,4 +175,47 @@ func TestConditionalCreateMatchingAnotherRecordIsRefused(t *testing.T) {
 	r := b.read(t, "Patient", b.link(t, "patient", upper).ResourceID)
 	require.Equal(t, "Upper", r["name"].([]any)[0].(map[string]any)["family"], "the other patient is untouched")
 	require.Equal(t, []string{"+15005550006"}, phones(r))
+}
+
+// TestEndpointIdentifierSystemCannotBeTheExample: an endpoint's own
+// identifier system may not be the documentation's example either — not
+// through `ehr add` (AddEndpoint), nor written into the table directly, on
+// insert or update — while a system of its own is taken.
+func TestEndpointIdentifierSystemCannotBeTheExample(t *testing.T) {
+	t.Parallel()
+	pool, _ := dbtest.NewPool(t)
+	ctx := context.Background()
+	for i, s := range []string{fhir.ExampleIdentifierSystem, "https://switchboard.example/fhir/identifier/clinic-a"} {
+		_, err := fhir.AddEndpoint(ctx, pool, nil, fhir.AddEndpointParams{Name: fmt.Sprintf("example-%d", i),
+			BaseURL: "https://ehr.test/fhir", IdentifierSystem: s}, "test")
+		var ie *fhir.InputError
+		require.ErrorAs(t, err, &ie, s)
+		require.ErrorContains(t, err, "identifier-system")
+		require.ErrorContains(t, err, "example")
+
+		_, err = db.New().EHREndpointInsert(ctx, pool, db.EHREndpointInsertParams{Name: fmt.Sprintf("direct-%d", i),
+			BaseUrl: "https://ehr.test/fhir", AuthKind: "none", PushTypes: []string{}, PullTypes: []string{}, IdentifierSystem: &s,
+			PullInterval: pgtype.Interval{Microseconds: int64(time.Minute / time.Microsecond), Valid: true}})
+		requireRefused(t, err, "identifier_system")
+	}
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM switchboard.ehr_endpoints`).Scan(&n))
+	require.Zero(t, n, "nothing stored")
+
+	own := "https://hospital.test/switchboard"
+	ep, err := fhir.AddEndpoint(ctx, pool, nil, fhir.AddEndpointParams{Name: "own", BaseURL: "https://ehr.test/fhir", IdentifierSystem: own}, "test")
+	require.NoError(t, err)
+	require.Equal(t, own, *ep.IdentifierSystem)
+	_, err = pool.Exec(ctx, `UPDATE switchboard.ehr_endpoints SET identifier_system = $2 WHERE id = $1`, ep.ID, fhir.ExampleIdentifierSystem)
+	requireRefused(t, err, "identifier_system")
+	_, err = pool.Exec(ctx, `UPDATE switchboard.ehr_endpoints SET identifier_system = NULL WHERE id = $1`, ep.ID)
+	require.NoError(t, err, "NULL: the deployment's urn:uuid")
+}
+
+func requireRefused(t *testing.T, err error, field string) {
+	t.Helper()
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	require.Equal(t, "22023", pgErr.Code)
+	require.Contains(t, pgErr.Message, field)
 }

@@ -55,7 +55,7 @@ func setup(t *testing.T, cfg fhir.Config) *testBundle {
 	pool, _ := dbtest.NewPool(t)
 	ctx := context.Background()
 	b := &testBundle{ctx: ctx, pool: pool, base: base, peerBase: peerBase, proxy: proxy,
-		system: "https://switchboard.example/fhir/identifier/" + randHex(6)}
+		system: "https://switchboard-tests.test/fhir/identifier/" + randHex(6)}
 	ep, err := db.New().EHREndpointInsert(ctx, pool, db.EHREndpointInsertParams{
 		Name: "medplum", BaseUrl: base, AuthKind: "none",
 		PushTypes: []string{"Patient", "Observation", "Device", "Communication", "Consent"}, PullTypes: []string{"Patient", "Observation"},
