@@ -31,6 +31,11 @@ const (
 	// HoldEndpointDisabled: the job's EHR endpoint is disabled (`ehr
 	// disable`); its pushes wait, no attempt spent, until `ehr enable`.
 	HoldEndpointDisabled = "endpoint_disabled"
+	// HoldScheduled: a message waits for the send time the app gave it.
+	HoldScheduled = "scheduled"
+	// HoldInFlight: an earlier attempt may still be on its way to the
+	// provider; the job waits out the in-flight grace before asking.
+	HoldInFlight = "in_flight_grace"
 )
 
 // Job metadata keys a hold writes. A later run clears them (Registry's

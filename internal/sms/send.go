@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -68,7 +69,7 @@ func (w *SendWorker) workShared(ctx context.Context, job *river.Job[jobs.SMSSend
 		if err != nil {
 			return true, false, err
 		}
-		return true, false, river.JobSnooze(wait)
+		return true, false, resilience.HoldFor(ctx, resilience.HoldRateSlot, prov.Name(), wait)
 	}
 	c, err := w.claims.do(ctx, claimReq{messageID: job.Args.MessageID, run: runOf(job), provider: prov.Name()})
 	if err != nil {
@@ -167,7 +168,7 @@ func (w *SendWorker) work(ctx context.Context, job *river.Job[jobs.SMSSendArgs],
 				if err != nil {
 					return err
 				}
-				return river.JobSnooze(wait)
+				return resilience.HoldFor(ctx, resilience.HoldRateSlot, prov.Name(), wait)
 			}
 		}
 		att, bp, err := w.begin(ctx, job, prov)

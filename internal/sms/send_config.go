@@ -85,20 +85,26 @@ func (w *SendWorker) Timeout(*river.Job[jobs.SMSSendArgs]) time.Duration {
 	return time.Minute
 }
 
-// NextRetry spaces retries for SMS: quick at first, because a retry after
-// an ambiguous failure reconciles before it resends (safe to do soon) and a
-// provider that is down makes jobs snooze instead of spending attempts; then
-// minutes, so ten attempts span about an hour — after that a reminder is
-// stale and an operator should look at the dead letter.
+// NextRetry spaces retries for SMS. Failures that reach here are
+// transient and independent (a 5xx, a timeout, a look-up that failed): a
+// provider that is down trips its breaker and its jobs are held without
+// spending attempts, so a long wait early buys nothing and only delays a
+// message whose next try would most likely succeed. The first six retries
+// therefore come within 2.5 minutes of the first failure (the crash
+// suite's convergence depends on it); after that the waits grow to half
+// an hour, so ten attempts span about 50 minutes — by then a reminder is
+// stale and an operator should look at the dead letter. An ambiguous
+// attempt's next run also waits out the in-flight grace before it asks
+// the provider (decide), whatever this says.
 func (w *SendWorker) NextRetry(job *river.Job[jobs.SMSSendArgs]) time.Time {
 	return time.Now().Add(smsBackoff(len(job.Errors) + 1))
 }
 
+// smsRetryWaits is the wait after the n-th failed run (index n-1); runs
+// past its end wait its last entry.
+var smsRetryWaits = []time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
+	30 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute}
+
 func smsBackoff(attempt int) time.Duration {
-	steps := []time.Duration{5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute,
-		5 * time.Minute, 10 * time.Minute, 15 * time.Minute}
-	if attempt-1 < len(steps) {
-		return steps[max(attempt-1, 0)]
-	}
-	return 20 * time.Minute
+	return smsRetryWaits[min(max(attempt-1, 0), len(smsRetryWaits)-1)]
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -89,7 +90,7 @@ const (
 type verdict struct {
 	decision decision
 	status   Status
-	reason   string
+	reason   string // the status reason of decideEnd; the hold reason of decideSnooze
 	wait     time.Duration
 	err      error
 }
@@ -111,7 +112,7 @@ func (w *SendWorker) decide(st sendState, now time.Time) (plan, verdict) {
 		return p, verdict{decision: decideEnd, status: StatusExpired, reason: ReasonExpired}
 	}
 	if msg.NotBefore != nil && now.Before(*msg.NotBefore) {
-		return p, verdict{decision: decideSnooze, wait: msg.NotBefore.Sub(now)}
+		return p, verdict{decision: decideSnooze, wait: msg.NotBefore.Sub(now), reason: resilience.HoldScheduled}
 	}
 	if !validNumber(msg.ToE164) && queued {
 		return p, verdict{decision: decideEnd, status: StatusFailed, reason: ReasonInvalidNumber}
@@ -129,7 +130,7 @@ func (w *SendWorker) decide(st sendState, now time.Time) (plan, verdict) {
 					// wake at the deadline, which expires it.
 					until = *msg.NotAfter
 				}
-				return p, verdict{decision: decideSnooze, wait: until.Sub(now)}
+				return p, verdict{decision: decideSnooze, wait: until.Sub(now), reason: resilience.HoldQuietHours}
 			}
 		}
 	}
@@ -144,7 +145,7 @@ func (w *SendWorker) decide(st sendState, now time.Time) (plan, verdict) {
 			// and send it twice. Wait until the grace ends, at most one
 			// grace (a clock that ran ahead must not park the job).
 			wait := min(w.cfg.InFlightGrace-now.Sub(att.StartedAt)+time.Second, w.cfg.InFlightGrace)
-			return p, verdict{decision: decideSnooze, wait: wait}
+			return p, verdict{decision: decideSnooze, wait: wait, reason: resilience.HoldInFlight}
 		}
 		p.unresolved = att
 	}
@@ -218,7 +219,7 @@ func (w *SendWorker) decideLocked(ctx context.Context, tx pgx.Tx, job *river.Job
 			w.logger.DebugContext(ctx, "an attempt may still be in flight; waiting before asking its provider",
 				slog.Int64("message_id", st.msg.ID), slog.Int64("attempt_id", st.unresolved.ID), slog.Duration("wait", v.wait))
 		}
-		return p, river.JobSnooze(v.wait), nil
+		return p, resilience.HoldFor(ctx, v.reason, "", v.wait), nil
 	case decideCancel:
 		_ = river.MetadataSet(ctx, "outcome_class", "permanent")
 		return p, river.JobCancel(v.err), nil

@@ -346,6 +346,40 @@ func TestSendWorker(t *testing.T) {
 		require.Equal(t, "cancelled", b.message(t, cancelled).Status)
 		require.Zero(t, b.sandbox.CreateCalls())
 	})
+
+	// A job that waits says why where River UI shows it (issue 14): its
+	// metadata's hold_reason, next to hold_until.
+	t.Run("HeldJobsSayWhyInTheirMetadata", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "")
+		ctx := context.Background()
+		held := func(t *testing.T, id int64, reason string) {
+			t.Helper()
+			require.Eventually(t, func() bool {
+				var got, until *string
+				var state string
+				require.NoError(t, b.pool.QueryRow(ctx, `SELECT j.state, j.metadata->>'hold_reason', j.metadata->>'hold_until'
+					FROM switchboard.river_job j JOIN switchboard.messages m ON m.job_id = j.id WHERE m.id = $1`, id).Scan(&state, &got, &until))
+				// A short hold stays available with a future scheduled_at.
+				return state != "running" && got != nil && *got == reason && until != nil
+			}, 60*time.Second, 20*time.Millisecond, "message %d held for %s", id, reason)
+		}
+
+		// Woken before the send time the app gave it.
+		scheduled := b.send(t, "held-scheduled", func(p *jobs.SendSMSParams) { p.NotBefore = time.Now().Add(time.Hour) })
+		runNow(t, b, scheduled)
+		held(t, scheduled, "scheduled")
+
+		// An attempt that may still be in flight (its clock ran ahead, so
+		// the grace cannot have passed, however slow this machine is).
+		inflight := b.send(t, "held-inflight", func(p *jobs.SendSMSParams) { p.NotBefore = time.Now().Add(time.Hour) })
+		_, err := b.pool.Exec(ctx, `WITH m AS (UPDATE switchboard.messages SET not_before = NULL WHERE id = $1 RETURNING id)
+			INSERT INTO switchboard.message_attempts (message_id, provider, started_at) SELECT id, 'twilio', now() + interval '1 hour' FROM m`, inflight)
+		require.NoError(t, err)
+		runNow(t, b, inflight)
+		held(t, inflight, "in_flight_grace")
+		require.Zero(t, b.sandbox.CreateCalls())
+	})
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

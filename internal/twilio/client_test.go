@@ -340,7 +340,13 @@ func TestClientSendNoAnswer(t *testing.T) {
 			case <-r.Context().Done():
 			case <-release:
 			}
-		}, func(c *Config) { c.RequestTimeout = 50 * time.Millisecond })
+		}, func(c *Config) {
+			// Long enough that even a loaded machine writes the request
+			// before the timer fires (a timeout before the write is
+			// retryable, another case); the server never answers, so the
+			// test always waits exactly this long.
+			c.RequestTimeout = 2 * time.Second
+		})
 		t.Cleanup(func() { close(release) }) // runs before the server closes
 
 		_, err := b.client.Send(context.Background(), outbound())
