@@ -81,7 +81,11 @@ CONF
       done
       echo "$port" >"$portfile"
     fi
-    as_owner "$pg_ctl" -D "$data" -l "$log" -w -t 60 -o "-p $port -k $data -c autovacuum_naptime=10s" start >/dev/null
+    # The server outlives this script: it must not inherit our open file
+    # descriptors (a caller's `flock` lock on fd 9 would be held for as long
+    # as the cluster runs).
+    ( for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+      as_owner "$pg_ctl" -D "$data" -l "$log" -w -t 60 -o "-p $port -k $data -c autovacuum_naptime=10s" start >/dev/null )
   fi
 }
 

@@ -366,3 +366,32 @@ func TestAmbiguousSendIsLookedUpWhenTheGraceEnds(t *testing.T) {
 	require.Equal(t, 1, d.copies(testBody), "one copy")
 	require.Equal(t, 1, d.sandbox.ListCalls(), "one look-up, after the grace")
 }
+
+// A recipient with more messages since the attempt than a look-up reads
+// (a shared number, a test line): the copy may be among those not read, so
+// the look-up proves nothing. The message is held for an operator — never
+// resent on an absence that was not proven (the old look-up read three
+// pages, answered "absent" and sent a second copy).
+func TestLookupThatCannotReadEverythingHoldsTheMessage(t *testing.T) {
+	t.Parallel()
+	d := newDirect(t, sms.Config{InFlightGrace: time.Millisecond}, nil)
+	id := d.message(t, "busy-recipient", testBody)
+	d.ambiguousAttempt(t, id, time.Second)
+	for i := range 1001 { // more than Twilio's look-up reads (10 pages of 100)
+		_, err := d.twilio.Send(context.Background(), sms.Outbound{To: testTo, Body: fmt.Sprintf("another message %d", i)})
+		require.NoError(t, err)
+	}
+	creates := d.sandbox.CreateCalls()
+
+	err := d.worker.Work(d.ctx, d.fetch(t, id, 1))
+	var cancel *river.JobCancelError
+	require.ErrorAs(t, err, &cancel, "held for an operator")
+	require.NotContains(t, err.Error(), testTo)
+	require.Equal(t, creates, d.sandbox.CreateCalls(), "nothing resent")
+	require.Equal(t, []string{"held"}, d.outcomes(t, id))
+	require.Empty(t, d.sid(t, id), "nothing adopted")
+	var cause string
+	require.NoError(t, d.pool.QueryRow(context.Background(), `SELECT data->>'cause' FROM switchboard.events
+		WHERE kind = 'message.held' AND subject = $1`, fmt.Sprintf("message/%d", id)).Scan(&cause))
+	require.Equal(t, "lookup_incomplete", cause)
+}

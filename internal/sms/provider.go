@@ -35,11 +35,21 @@ type Sender interface {
 	// sender, with m's body — or carrying m's status callback URL where the
 	// provider echoes it, which is decisive (Candidate.Tagged); a message
 	// whose echoed callback is another message's is never listed. It
-	// returns none when there is none. It is how an attempt whose outcome
-	// was lost is reconciled before any resend; which candidate is m's copy
-	// is decided by the domain (send_reconcile.go), not the adapter.
+	// returns none only when it read every message that may be m's copy;
+	// when it could not (more records in the window than it reads), it
+	// returns an error wrapping ErrLookupIncomplete, and the message is held
+	// for an operator — an absence that was not proven never leads to a
+	// resend. It is how an attempt whose outcome was lost is reconciled
+	// before any resend; which candidate is m's copy is decided by the
+	// domain (send_reconcile.go), not the adapter.
 	FindSent(ctx context.Context, m Outbound, since time.Time) ([]Candidate, error)
 }
+
+// ErrLookupIncomplete is what FindSent wraps when it could not read every
+// provider record that may be the copy looked for (see FindSent). It is an
+// answer, not a provider failure: it is not retried within the call and
+// not counted by the breaker.
+var ErrLookupIncomplete = errors.New("the provider's records since the attempt could not all be read")
 
 // ReportFetcher asks a provider for a message's current status. It returns
 // (nil, nil) when the provider does not know the id. Provider adapters
@@ -97,6 +107,9 @@ func (p Provider) Name() string { return p.Sender.Provider() }
 func Outcome(err error) resilience.Outcome {
 	var se *SendError
 	if errors.As(err, &se) && se.Class != ClassAmbiguous && se.Class != ClassRetryable {
+		return resilience.Healthy
+	}
+	if errors.Is(err, ErrLookupIncomplete) {
 		return resilience.Healthy
 	}
 	return resilience.Failing

@@ -3,6 +3,7 @@ package sms
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -31,6 +32,9 @@ func (w *SendWorker) reconcile(ctx context.Context, job *river.Job[jobs.SMSSendA
 		cands, err = prov.Sender.FindSent(ctx, w.outbound(p.out, prov), p.unresolved.StartedAt)
 		return err
 	})
+	if errors.Is(err, ErrLookupIncomplete) {
+		return true, w.holdForOperator(ctx, job, prov, *p.unresolved, heldLookupIncomplete, 0)
+	}
 	if err != nil {
 		return true, w.outcome(ctx, job, AsSendError(prov.Name(), fmt.Errorf("error reconciling sms with provider: %w", err)))
 	}
@@ -39,7 +43,7 @@ func (w *SendWorker) reconcile(ctx context.Context, job *river.Job[jobs.SMSSendA
 		return true, err
 	}
 	if undecided > 0 {
-		return true, w.holdForOperator(ctx, job, prov, *p.unresolved, undecided)
+		return true, w.holdForOperator(ctx, job, prov, *p.unresolved, heldCopiesAlike, undecided)
 	}
 	if found != nil {
 		w.logger.InfoContext(ctx, "adopted message the provider had accepted",
@@ -150,27 +154,42 @@ func pickCandidate(cands []Candidate, start time.Time) (*Candidate, bool) {
 	return &order[0], false
 }
 
-// holdForOperator settles an attempt whose copy cannot be told apart from another
-// message's as held, announces it (message.held) and ends the job as a dead
-// letter of class reconcile_undecided: an operator looks at the provider's
-// copies. Nothing is resent and nothing is adopted.
-func (w *SendWorker) holdForOperator(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, att db.MessageAttempt, candidates int) error {
+// Why a message is held for an operator (message.held's "cause").
+const (
+	// heldCopiesAlike: the provider holds copies that cannot be told apart.
+	heldCopiesAlike = "copies_alike"
+	// heldLookupIncomplete: the provider holds more records in the window
+	// than a look-up reads (FindSent's ErrLookupIncomplete).
+	heldLookupIncomplete = "lookup_incomplete"
+)
+
+// holdForOperator settles an attempt whose copy could not be decided —
+// copies that cannot be told apart, or records that could not all be read —
+// as held, announces it (message.held, with the cause) and ends the job as a
+// dead letter of class reconcile_undecided: an operator looks at the
+// provider's copies. Nothing is resent and nothing is adopted.
+func (w *SendWorker) holdForOperator(ctx context.Context, job *river.Job[jobs.SMSSendArgs], prov Provider, att db.MessageAttempt, cause string, candidates int) error {
 	err := w.fenced(ctx, job, func(tx pgx.Tx) error {
 		if _, err := w.q.AttemptSettle(ctx, tx, db.AttemptSettleParams{ID: att.ID, Outcome: ptr("held")}); err != nil {
 			return fmt.Errorf("error recording held attempt: %w", err)
 		}
 		return emitEvent(ctx, w.q, tx, "message.held", job.Args.MessageID, map[string]any{
 			"message_id": job.Args.MessageID, "attempt_id": att.ID, "provider": prov.Name(), "candidates": candidates,
-			"reason": OutcomeReconcileUndecided,
+			"reason": OutcomeReconcileUndecided, "cause": cause,
 		})
 	})
 	if err != nil {
 		return err
 	}
-	w.logger.WarnContext(ctx, "held a message for an operator: its provider has copies that cannot be told apart",
-		slog.Int64("message_id", job.Args.MessageID), slog.Int64("attempt_id", att.ID), slog.String("vendor", prov.Name()), slog.Int("candidates", candidates))
+	w.logger.WarnContext(ctx, "held a message for an operator: its provider's copy could not be decided",
+		slog.Int64("message_id", job.Args.MessageID), slog.Int64("attempt_id", att.ID), slog.String("vendor", prov.Name()),
+		slog.String("cause", cause), slog.Int("candidates", candidates))
 	_ = river.MetadataSet(ctx, "outcome_class", OutcomeReconcileUndecided)
-	return river.JobCancel(fmt.Errorf("message %d held: %s has %d copies that may be its attempt %d's and cannot be told apart; an operator must decide", job.Args.MessageID, prov.Name(), candidates, att.ID))
+	why := fmt.Sprintf("%s has %d copies that may be its attempt %d's and cannot be told apart", prov.Name(), candidates, att.ID)
+	if cause == heldLookupIncomplete {
+		why = fmt.Sprintf("%s holds more records since its attempt %d than a look-up reads", prov.Name(), att.ID)
+	}
+	return river.JobCancel(fmt.Errorf("message %d held: %s; an operator must decide", job.Args.MessageID, why))
 }
 
 // OutcomeReconcileUndecided is the dead-letter class (and message.held

@@ -26,14 +26,18 @@ const (
 const (
 	// clockSkew widens the search window: Telnyx's clock and ours differ.
 	clockSkew = time.Minute
-	// findPageSize and findMaxPages bound the detail-record search. It is
-	// sorted newest first and one recipient gets few messages, so the
-	// message looked for is on the first page.
-	findPageSize = 20
-	findMaxPages = 3
-	// findMaxFetches bounds how many candidates are fetched to compare
-	// their text and webhook URL with the message looked for.
-	findMaxFetches = 5
+	// findPageSize and findMaxPages bound the detail-record search, sorted
+	// newest first: it goes on until a record older than the attempt (less
+	// the skew) or the last page. findMaxFetches bounds how many candidates
+	// are fetched to compare their webhook URL (?m=, decisive) and text
+	// with the message looked for. A recipient with more records in the
+	// window than that cannot be read whole: the look-up reports
+	// sms.ErrLookupIncomplete rather than an absence it did not prove (a
+	// bound of 3 pages and 5 fetches once made a busy number's copy look
+	// absent and sent it twice).
+	findPageSize   = 20
+	findMaxPages   = 50
+	findMaxFetches = 100
 )
 
 // codeNotFound is Telnyx's "resource not found".
@@ -288,6 +292,7 @@ func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) 
 		"page[size]":              {strconv.Itoa(findPageSize)},
 	}
 	var candidates []string
+	whole := false
 	for page := 1; page <= findMaxPages; page++ {
 		q.Set("page[number]", strconv.Itoa(page))
 		ex := c.do(ctx, http.MethodGet, pathDetailRecords, q, nil)
@@ -315,14 +320,23 @@ func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) 
 			}
 		}
 		if older || len(p.Data) < findPageSize || page >= p.Meta.TotalPages {
+			whole = true
 			break
 		}
+	}
+	incomplete := func(what string) error {
+		return fmt.Errorf("telnyx: %w: more than %s", sms.ErrLookupIncomplete, what)
+	}
+	if !whole {
+		return nil, incomplete(fmt.Sprintf("%d detail records to the recipient since the attempt", findMaxPages*findPageSize))
 	}
 
 	var out []sms.Candidate
 	for i, id := range candidates {
 		if i == findMaxFetches {
-			break
+			// None of those read was tagged as this message's; the rest
+			// may hold its copy.
+			return nil, incomplete(fmt.Sprintf("%d candidate messages to compare", findMaxFetches))
 		}
 		msg, err := c.fetch(ctx, id)
 		if err != nil {

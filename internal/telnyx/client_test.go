@@ -21,6 +21,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/internal/sms"
 	"github.com/switchboard-health/switchboard/internal/sms/smstest"
 )
@@ -578,6 +579,72 @@ func TestClientFindSent(t *testing.T) {
 		require.Equal(t, "Bearer "+testAPIKey, reqs[2].Authorization)
 	})
 
+	// A busy number: more candidates than the old look-up fetched (5), with
+	// this message's copy the 25th. The old look-up answered none and the
+	// message was sent again (the 30-minute crash run's second copies).
+	t.Run("ReadsEveryCandidateOfABusyNumber", func(t *testing.T) {
+		t.Parallel()
+		var page1, page2 []map[string]any
+		msgs := map[string]map[string]any{}
+		for n := 1; n <= 30; n++ {
+			at := since.Add(time.Duration(60-n) * time.Second)
+			rec := recordJSON(id(n), m.To, testFrom, at)
+			if n <= findPageSize {
+				page1 = append(page1, rec)
+			} else {
+				page2 = append(page2, rec)
+			}
+			cb := fmt.Sprintf("https://switchboard.example/webhooks/telnyx/status?m=%d", 1000+n)
+			if n == 25 {
+				cb = m.StatusCallbackURL
+			}
+			msgs[id(n)] = messageJSON(id(n), m.To, m.Body, cb, "delivered", at)
+		}
+		b := setup(t, fakeRecords([][]map[string]any{page1, page2}, msgs))
+
+		acc, err := smstest.FindOne(b.client, m, since)
+		require.NoError(t, err)
+		require.NotNil(t, acc, "the copy on the second page, 25th candidate, is found")
+		require.Equal(t, id(25), acc.ProviderMessageID)
+	})
+
+	t.Run("MoreCandidatesThanALookUpReadsIsIncomplete", func(t *testing.T) {
+		t.Parallel()
+		var pages [][]map[string]any
+		msgs := map[string]map[string]any{}
+		for n := 1; n <= findMaxFetches+1; n++ {
+			at := since.Add(time.Minute)
+			if (n-1)%findPageSize == 0 {
+				pages = append(pages, nil)
+			}
+			pages[len(pages)-1] = append(pages[len(pages)-1], recordJSON(id(n), m.To, testFrom, at))
+			msgs[id(n)] = messageJSON(id(n), m.To, m.Body, fmt.Sprintf("https://switchboard.example/webhooks/telnyx/status?m=%d", 1000+n), "delivered", at)
+		}
+		b := setup(t, fakeRecords(pages, msgs))
+
+		_, err := smstest.FindOne(b.client, m, since)
+		require.ErrorIs(t, err, sms.ErrLookupIncomplete)
+		require.Equal(t, resilience.Healthy, sms.Outcome(err))
+	})
+
+	t.Run("MoreRecordsThanALookUpReadsIsIncomplete", func(t *testing.T) {
+		t.Parallel()
+		// Every page full and within the window, and more pages behind it.
+		full := make([]map[string]any, findPageSize)
+		for i := range full {
+			full[i] = recordJSON(id(i+1), "+15550000001", testFrom, since.Add(time.Minute)) // not ours: not fetched
+		}
+		pages := make([][]map[string]any, findMaxPages+1)
+		for i := range pages {
+			pages[i] = full
+		}
+		b := setup(t, fakeRecords(pages, nil))
+
+		_, err := smstest.FindOne(b.client, m, since)
+		require.ErrorIs(t, err, sms.ErrLookupIncomplete)
+		require.Len(t, b.fake.requests(), findMaxPages)
+	})
+
 	t.Run("MatchesTheTextWithoutCallback", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, fakeRecords(
@@ -666,7 +733,7 @@ func TestClientFindSent(t *testing.T) {
 		require.Len(t, b.fake.requests(), 2)
 	})
 
-	t.Run("FollowsAFewPages", func(t *testing.T) {
+	t.Run("FollowsEveryPageOfTheWindow", func(t *testing.T) {
 		t.Parallel()
 		page := func(from int) []map[string]any {
 			var out []map[string]any
@@ -681,8 +748,8 @@ func TestClientFindSent(t *testing.T) {
 		require.NoError(t, err)
 		require.Nil(t, acc)
 		reqs := b.fake.requests()
-		require.Len(t, reqs, findMaxPages)
-		require.Equal(t, "3", reqs[2].Query.Get("page[number]"))
+		require.Len(t, reqs, 4, "to the last page, and no further")
+		require.Equal(t, "4", reqs[3].Query.Get("page[number]"))
 	})
 
 	t.Run("StopsAtOlderRecords", func(t *testing.T) {
@@ -698,7 +765,7 @@ func TestClientFindSent(t *testing.T) {
 		require.Len(t, b.fake.requests(), 1)
 	})
 
-	t.Run("FetchesAFewCandidatesAtMost", func(t *testing.T) {
+	t.Run("FetchesEveryCandidate", func(t *testing.T) {
 		t.Parallel()
 		var records []map[string]any
 		msgs := map[string]map[string]any{}
@@ -711,7 +778,7 @@ func TestClientFindSent(t *testing.T) {
 		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.Nil(t, acc)
-		require.Len(t, b.fake.requests(), 1+findMaxFetches)
+		require.Len(t, b.fake.requests(), 1+8)
 	})
 
 	t.Run("NotSettledIsThrottled", func(t *testing.T) {

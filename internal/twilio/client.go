@@ -21,10 +21,13 @@ const (
 	// clockSkew widens the search window: Twilio's clock and ours differ.
 	clockSkew = time.Minute
 	// findPageSize and findMaxPages bound the list read while reconciling.
-	// Twilio lists newest first, and one recipient gets few messages, so
-	// the message looked for is on the first page.
-	findPageSize = 20
-	findMaxPages = 3
+	// Twilio lists newest first; the read goes on until it reaches a
+	// message older than the attempt (less the skew) or the list's end.
+	// A recipient with more than findPageSize*findMaxPages messages in that
+	// window cannot be read whole: the look-up reports
+	// sms.ErrLookupIncomplete rather than an absence it did not prove.
+	findPageSize = 100
+	findMaxPages = 10
 	// directionOutboundAPI is the direction of a message created through
 	// the REST API.
 	directionOutboundAPI = "outbound-api"
@@ -151,8 +154,9 @@ func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) 
 	p.SetPageSize(findPageSize)
 
 	api, rt := c.api(ctx)
+	cutoff := since.Add(-clockSkew)
 	var msgs []twapi.ApiV2010Message
-	token, page := "", ""
+	token, page, whole := "", "", false
 	for range findMaxPages {
 		resp, err := api.PageMessage(p, token, page)
 		s := rt.seen()
@@ -160,12 +164,21 @@ func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) 
 			return nil, classify(attempt{idempotent: true, err: err, seen: s, now: c.now()})
 		}
 		msgs = append(msgs, resp.Messages...)
+		if n := len(resp.Messages); n > 0 {
+			if created, ok := parseDate(str(resp.Messages[n-1].DateCreated)); ok && created.Before(cutoff) {
+				whole = true // newest first: the rest are older still
+				break
+			}
+		}
 		if token, page = nextPage(resp.NextPageUri); token == "" && page == "" {
+			whole = true
 			break
 		}
 	}
+	if !whole {
+		return nil, fmt.Errorf("twilio: %w: more than %d messages to the recipient since the attempt", sms.ErrLookupIncomplete, findMaxPages*findPageSize)
+	}
 
-	cutoff := since.Add(-clockSkew)
 	var out []sms.Candidate
 	for i := range msgs {
 		msg := &msgs[i]

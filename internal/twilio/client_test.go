@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/internal/sms"
 	"github.com/switchboard-health/switchboard/internal/sms/smstest"
 )
@@ -459,7 +461,7 @@ func TestClientFindSent(t *testing.T) {
 		require.True(t, r.BasicAuth)
 		require.Equal(t, testSID, r.User)
 		require.Equal(t, testToken, r.Password)
-		require.Equal(t, url.Values{"To": {m.To}, "From": {testFrom}, "PageSize": {"20"}}, r.Query)
+		require.Equal(t, url.Values{"To": {m.To}, "From": {testFrom}, "PageSize": {strconv.Itoa(findPageSize)}}, r.Query)
 	})
 
 	t.Run("WithinClockSkew", func(t *testing.T) {
@@ -502,10 +504,14 @@ func TestClientFindSent(t *testing.T) {
 		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
 		require.Nil(t, acc)
-		require.Equal(t, url.Values{"To": {m.To}, "PageSize": {"20"}}, b.fake.requests()[0].Query)
+		require.Equal(t, url.Values{"To": {m.To}, "PageSize": {strconv.Itoa(findPageSize)}}, b.fake.requests()[0].Query)
 	})
 
-	t.Run("FollowsAFewPages", func(t *testing.T) {
+	// A recipient with more messages since the attempt than a look-up
+	// reads: the copy may be on a page not read, so "absent" would not be
+	// proven. The old look-up read 3 pages and answered none (and the
+	// message was sent again).
+	t.Run("AWindowTooFullToReadIsIncomplete", func(t *testing.T) {
 		t.Parallel()
 		var b *testBundle
 		b = setup(t, func(w http.ResponseWriter, r *http.Request) {
@@ -513,17 +519,37 @@ func TestClientFindSent(t *testing.T) {
 			writeJSON(w, http.StatusOK, map[string]any{
 				"messages":      []any{messageJSON(fmt.Sprintf("SMpage%d", page), m.To, "other", "outbound-api", since)},
 				"page":          page,
-				"page_size":     20,
-				"next_page_uri": fmt.Sprintf("%s?To=ignored&PageSize=20&Page=%d&PageToken=PA%d", msgsPath, page+1, page+1),
+				"page_size":     findPageSize,
+				"next_page_uri": fmt.Sprintf("%s?To=ignored&PageSize=%d&Page=%d&PageToken=PA%d", msgsPath, findPageSize, page+1, page+1),
+			})
+		})
+
+		_, err := smstest.FindOne(b.client, m, since)
+		require.ErrorIs(t, err, sms.ErrLookupIncomplete)
+		require.Equal(t, resilience.Healthy, sms.Outcome(err), "an answer, not a provider failure")
+		reqs := b.fake.requests()
+		require.Len(t, reqs, findMaxPages)
+		require.Equal(t, url.Values{"To": {m.To}, "From": {testFrom}, "PageSize": {strconv.Itoa(findPageSize)}, "Page": {"2"}, "PageToken": {"PA2"}}, reqs[2].Query)
+	})
+
+	t.Run("StopsAtAMessageOlderThanTheAttempt", func(t *testing.T) {
+		t.Parallel()
+		var b *testBundle
+		b = setup(t, func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]any{
+				"messages": []any{
+					messageJSON("SMnewer", m.To, "other", "outbound-api", since.Add(time.Minute)),
+					messageJSON("SMolder", m.To, "other", "outbound-api", since.Add(-2*clockSkew)),
+				},
+				"page": 0, "page_size": findPageSize,
+				"next_page_uri": msgsPath + "?To=x&Page=1&PageToken=PA1",
 			})
 		})
 
 		acc, err := smstest.FindOne(b.client, m, since)
 		require.NoError(t, err)
-		require.Nil(t, acc)
-		reqs := b.fake.requests()
-		require.Len(t, reqs, findMaxPages)
-		require.Equal(t, url.Values{"To": {m.To}, "From": {testFrom}, "PageSize": {"20"}, "Page": {"2"}, "PageToken": {"PA2"}}, reqs[2].Query)
+		require.Nil(t, acc, "absence proven: the window was read to its start")
+		require.Len(t, b.fake.requests(), 1)
 	})
 
 	t.Run("StopsAtTheLastPage", func(t *testing.T) {
