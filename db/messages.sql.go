@@ -291,6 +291,25 @@ func (q *Queries) MessageSetPurpose(ctx context.Context, db DBTX, arg MessageSet
 	return err
 }
 
+const messageSettleHeld = `-- name: MessageSettleHeld :one
+SELECT switchboard.sms_settle_held($1::bigint, $2::text, $3::text)::bigint AS job_id
+`
+
+type MessageSettleHeldParams struct {
+	MessageID         int64
+	ProviderMessageID *string
+	Actor             string
+}
+
+// An operator's decision about a message held for an operator (00093): the
+// provider message id of its copy, or NULL for none. Returns the retried job.
+func (q *Queries) MessageSettleHeld(ctx context.Context, db DBTX, arg MessageSettleHeldParams) (int64, error) {
+	row := db.QueryRow(ctx, messageSettleHeld, arg.MessageID, arg.ProviderMessageID, arg.Actor)
+	var job_id int64
+	err := row.Scan(&job_id)
+	return job_id, err
+}
+
 const messagesAccept = `-- name: MessagesAccept :exec
 UPDATE switchboard.messages m
 SET provider = s.provider, provider_message_id = s.provider_message_id,

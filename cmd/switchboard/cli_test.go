@@ -161,3 +161,24 @@ func TestConfigErrorsNameEveryVariableAtOnce(t *testing.T) {
 	require.NotContains(t, ue.Error(), "PublicBaseURL")
 	require.NotContains(t, ue.Error(), "DBMaxConns")
 }
+
+// `sms settle` takes exactly one decision, and a message that is not held
+// is refused with a non-zero exit, changing nothing (the settling itself is
+// tested in internal/sms).
+func TestSMSSettleRefusesWhatCannotBeSettled(t *testing.T) {
+	t.Setenv("DATABASE_URL", "")
+	for _, args := range [][]string{
+		{"sms", "settle", "42"},
+		{"sms", "settle", "42", "--copy", "SM1", "--no-copy"},
+		{"sms", "settle", "0", "--no-copy"},
+	} {
+		_, err := runCLI(t, args...)
+		var ue usageError
+		require.ErrorAs(t, err, &ue, args)
+	}
+
+	conn, _ := cliDatabase(t)
+	out, err := runCLI(t, "sms", "settle", "42", "--no-copy")
+	require.ErrorContains(t, err, "message 42 does not exist", out)
+	require.Zero(t, count(t, conn, "SELECT count(*) FROM switchboard.audit_log"))
+}

@@ -68,6 +68,7 @@ type cli struct {
 	Dev         devCmd         `cmd:"" help:"Migrate, then run worker + api + sandbox providers + demo traffic."`
 	DLQ         dlqCmd         `cmd:"" name:"dlq" help:"Inspect and act on dead letters."`
 	Destination destinationCmd `cmd:"" help:"See destination health; stop or allow calls to one destination."`
+	SMS         smsCmd         `cmd:"" name:"sms" help:"Settle SMS messages held for an operator."`
 	EHR         ehrCmd         `cmd:"" name:"ehr" help:"Manage EHR endpoints (FHIR R4)."`
 	Wearables   wearablesCmd   `cmd:"" help:"Connect links, Apple Health upload tokens, device connections."`
 	Reencrypt   reencryptCmd   `cmd:"" help:"Re-seal stored tokens and keys with the first TOKEN_ENCRYPTION_KEYS key."`
