@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -250,7 +249,7 @@ func attemptOutcome(c Class) string {
 func (w *SendWorker) outcome(ctx context.Context, job *river.Job[jobs.SMSSendArgs], se *SendError) error {
 	switch se.Class {
 	case ClassThrottled:
-		return river.JobSnooze(max(se.RetryAfter, time.Second))
+		return resilience.HoldFor(ctx, resilience.HoldThrottled, se.Provider, se.RetryAfter)
 	case ClassUnavailable:
 		return resilience.Snooze(ctx, job.JobRow, se.Err, w.cfg.UnavailableLimit)
 	case ClassAmbiguous, ClassRetryable:
