@@ -301,7 +301,7 @@ type MessageSettleHeldParams struct {
 	Actor             string
 }
 
-// An operator's decision about a message held for an operator (00095): the
+// An operator's decision about a message held for an operator (00096): the
 // provider message id of its copy, or NULL for none. Returns the retried job.
 func (q *Queries) MessageSettleHeld(ctx context.Context, db DBTX, arg MessageSettleHeldParams) (int64, error) {
 	row := db.QueryRow(ctx, messageSettleHeld, arg.MessageID, arg.ProviderMessageID, arg.Actor)

@@ -100,6 +100,6 @@ UPDATE switchboard.messages SET reconciled_at = now() WHERE id = @id;
 UPDATE switchboard.messages SET purpose = @purpose WHERE id = @id;
 
 -- name: MessageSettleHeld :one
--- An operator's decision about a message held for an operator (00095): the
+-- An operator's decision about a message held for an operator (00096): the
 -- provider message id of its copy, or NULL for none. Returns the retried job.
 SELECT switchboard.sms_settle_held(@message_id::bigint, sqlc.narg('provider_message_id')::text, @actor::text)::bigint AS job_id;

@@ -19,7 +19,7 @@ import (
 // provider — it is sent. Either way the dead letter is retried and the
 // returned job carries the decision out; the decision is audited under
 // actor. A message that is not held, or a copy that is another message's,
-// is refused and nothing changes (switchboard.sms_settle_held, 00095).
+// is refused and nothing changes (switchboard.sms_settle_held, 00096).
 func SettleHeld(ctx context.Context, pool *pgxpool.Pool, messageID int64, copy, actor string) (int64, error) {
 	p := db.MessageSettleHeldParams{MessageID: messageID, Actor: actor}
 	if copy != "" {

@@ -59,7 +59,7 @@ func (d *direct) deadLetterOf(t *testing.T, id int64) int64 {
 
 // An operator settles held messages: naming one's copy adopts it (never
 // sent again), and the other, retried like any dead letter, then decides
-// by itself — the adopted copy is no longer a candidate. Before 00095 there
+// by itself — the adopted copy is no longer a candidate. Before 00096 there
 // was no way to settle one, and a retried sms_send dead letter could never
 // send: the new job did not hold its message (the send fence).
 func TestHeldMessagesAreSettledByAnOperator(t *testing.T) {
