@@ -56,9 +56,13 @@ func readingHalf(o db.Observation) (otherSourceID, otherKind, otherCode string, 
 // observationToPush resolves what pushing o writes: o itself, or for half
 // of a blood pressure reading, the reading's panel.
 func (w *PushWorker) observationToPush(ctx context.Context, o db.Observation) (observationPush, error) {
+	kinds, err := w.kinds.Get(ctx)
+	if err != nil {
+		return observationPush{}, err
+	}
 	otherSID, otherKind, otherCode, ok := readingHalf(o)
 	if !ok {
-		return observationPush{anchor: o, build: func(opts MapOptions) ([]byte, error) { return MapObservation(o, opts) }}, nil
+		return observationPush{anchor: o, build: func(opts MapOptions) ([]byte, error) { return MapObservation(o, kinds, opts) }}, nil
 	}
 	other, err := w.q.ObservationGetBySource(ctx, w.deps.Pool, db.ObservationGetBySourceParams{Source: o.Source, SourceID: otherSID})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -76,5 +80,5 @@ func (w *PushWorker) observationToPush(ctx context.Context, o db.Observation) (o
 	if o.Kind == "blood_pressure_diastolic" {
 		sys, dia = other, o
 	}
-	return observationPush{anchor: sys, build: func(opts MapOptions) ([]byte, error) { return MapBloodPressure(sys, dia, opts) }}, nil
+	return observationPush{anchor: sys, build: func(opts MapOptions) ([]byte, error) { return MapBloodPressure(sys, dia, kinds, opts) }}, nil
 }

@@ -36,6 +36,11 @@
 //
 // # Mapping
 //
+// Observation kinds (code, display, category, units) come from
+// switchboard.observation_kinds through internal/obskind, read on first
+// use; FHIR's additions are keyed by LOINC code (vitalProfiles,
+// alternateCodes).
+//
 // Patient (US Core 5.0.1), Observation (core vital-signs profiles; steps and
 // sleep after the Physical Activity IG; a blood pressure reading — the
 // systolic and diastolic observations paired by source id

@@ -11,6 +11,7 @@ import (
 	models "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/obskind"
 )
 
 // Code systems and profiles the mappers use.
@@ -38,35 +39,47 @@ const (
 	LOINCDiastolic          = "8462-4"
 )
 
-// ObservationKind is how one switchboard.observation_kinds kind maps to FHIR.
-type ObservationKind struct {
-	LOINC    string
-	Display  string
-	Category string // vital-signs or activity
-	// Extra codings (translations) besides the LOINC code.
-	Extra []models.Coding
-	// Profile is the core vital-signs profile the observation claims, if any.
-	Profile string
+// Observation kinds — their LOINC codes, displays, categories and units —
+// come from switchboard.observation_kinds (internal/obskind). What FHIR
+// adds is keyed by the LOINC code: the core vital-signs profile of the code
+// (vitalProfiles, in validate.go) and the other codes that profile allows.
+
+// alternateCodes are codings a vital-signs profile allows besides the
+// kind's LOINC code: sent as translations, read on pull.
+var alternateCodes = map[string][]models.Coding{
+	"2708-6": {{System: ptr(SystemLOINC), Code: ptr("59408-5"), Display: ptr("Oxygen saturation in Arterial blood by Pulse oximetry")}},
 }
 
-// ObservationKinds maps every observation kind (a test keeps it equal to
-// switchboard.observation_kinds). Steps and sleep are not vital signs: they
-// follow the HL7 Physical Activity IG's conventions (category activity) and
-// claim no profile.
-var ObservationKinds = map[string]ObservationKind{
-	"steps":              {LOINC: "41950-7", Display: "Number of steps in 24 hour Measured", Category: "activity"},
-	"sleep_duration":     {LOINC: "93832-4", Display: "Sleep duration", Category: "activity"},
-	"heart_rate":         {LOINC: "8867-4", Display: "Heart rate", Category: "vital-signs", Profile: "http://hl7.org/fhir/StructureDefinition/heartrate"},
-	"resting_heart_rate": {LOINC: "40443-4", Display: "Heart rate --resting", Category: "vital-signs", Profile: ProfileVitalSigns},
-	"respiratory_rate":   {LOINC: "9279-1", Display: "Respiratory rate", Category: "vital-signs", Profile: "http://hl7.org/fhir/StructureDefinition/resprate"},
-	"spo2": {LOINC: "2708-6", Display: "Oxygen saturation in Arterial blood", Category: "vital-signs",
-		Profile: "http://hl7.org/fhir/StructureDefinition/oxygensat",
-		Extra:   []models.Coding{{System: ptr(SystemLOINC), Code: ptr("59408-5"), Display: ptr("Oxygen saturation in Arterial blood by Pulse oximetry")}}},
-	"weight":                   {LOINC: "29463-7", Display: "Body weight", Category: "vital-signs", Profile: "http://hl7.org/fhir/StructureDefinition/bodyweight"},
-	"body_height":              {LOINC: "8302-2", Display: "Body height", Category: "vital-signs", Profile: "http://hl7.org/fhir/StructureDefinition/bodyheight"},
-	"body_temperature":         {LOINC: "8310-5", Display: "Body temperature", Category: "vital-signs", Profile: "http://hl7.org/fhir/StructureDefinition/bodytemp"},
-	"blood_pressure_systolic":  {LOINC: "8480-6", Display: "Systolic blood pressure", Category: "vital-signs", Profile: ProfileVitalSigns},
-	"blood_pressure_diastolic": {LOINC: "8462-4", Display: "Diastolic blood pressure", Category: "vital-signs", Profile: ProfileVitalSigns},
+// ProfileOf is the core profile an observation of kind k claims: the
+// vital-signs profile of its LOINC code, the generic vital-signs profile
+// for another vital sign, none for activity (steps and sleep follow the
+// Physical Activity IG's conventions and claim no profile).
+func ProfileOf(k obskind.Kind) string {
+	if k.Category != "vital-signs" {
+		return ""
+	}
+	for url, vp := range vitalProfiles {
+		if vp.code == k.LOINC && url != ProfileBloodPressure {
+			return url
+		}
+	}
+	return ProfileVitalSigns
+}
+
+// kindOfCode is the kind a pulled LOINC code maps to: a kind's code or one
+// of the alternatives its profile allows.
+func kindOfCode(kinds *obskind.Catalog, code string) (obskind.Kind, bool) {
+	if k, ok := kinds.ByLOINC(code); ok {
+		return k, true
+	}
+	for main, alts := range alternateCodes {
+		for _, a := range alts {
+			if *a.Code == code {
+				return kinds.ByLOINC(main)
+			}
+		}
+	}
+	return obskind.Kind{}, false
 }
 
 // unitDisplay is the human unit shown next to a UCUM code.
@@ -197,18 +210,18 @@ func instant(t time.Time, offsetSeconds *int32) string {
 // vitals, Physical Activity IG conventions for steps and sleep. The subject
 // (o.PatientRef) is required; the device reference is optional. A blood
 // pressure reading goes out as one panel: MapBloodPressure.
-func MapObservation(obs db.Observation, o MapOptions) ([]byte, error) {
-	k, ok := ObservationKinds[obs.Kind]
+func MapObservation(obs db.Observation, kinds *obskind.Catalog, o MapOptions) ([]byte, error) {
+	k, ok := kinds.Kind(obs.Kind)
 	if !ok {
-		return nil, fmt.Errorf("observation kind %s has no FHIR mapping", obs.Kind)
+		return nil, fmt.Errorf("observation kind %s is not in switchboard.observation_kinds", obs.Kind)
 	}
 	q, err := quantityOf(obs)
 	if err != nil {
 		return nil, err
 	}
-	r := observation(obs, o, k.Profile, k.Category,
-		models.CodeableConcept{Coding: append([]models.Coding{{System: ptr(SystemLOINC), Code: ptr(k.LOINC), Display: ptr(k.Display)}}, k.Extra...),
-			Text: ptr(k.Display)})
+	r := observation(obs, o, ProfileOf(k), k.Category,
+		models.CodeableConcept{Coding: append([]models.Coding{{System: ptr(SystemLOINC), Code: ptr(k.LOINC), Display: ptr(k.Display)}},
+			alternateCodes[k.LOINC]...), Text: ptr(k.Display)})
 	r.ValueQuantity = q
 	if k.Category == "activity" {
 		r.Performer = []models.Reference{{Reference: ptr(o.PatientRef)}}
@@ -224,7 +237,7 @@ func MapObservation(obs db.Observation, o MapOptions) ([]byte, error) {
 // and a diastolic (8462-4) component in mm[Hg], each with its own
 // interpretation. It carries the systolic observation's identifier, time,
 // device and status (entered-in-error when either half is).
-func MapBloodPressure(sys, dia db.Observation, o MapOptions) ([]byte, error) {
+func MapBloodPressure(sys, dia db.Observation, kinds *obskind.Catalog, o MapOptions) ([]byte, error) {
 	if sys.Kind != "blood_pressure_systolic" || dia.Kind != "blood_pressure_diastolic" {
 		return nil, fmt.Errorf("a blood pressure reading needs a systolic and a diastolic observation")
 	}
@@ -238,7 +251,10 @@ func MapBloodPressure(sys, dia db.Observation, o MapOptions) ([]byte, error) {
 		r.Status = models.ObservationStatusEnteredInError
 	}
 	for _, c := range []db.Observation{sys, dia} {
-		k := ObservationKinds[c.Kind]
+		k, ok := kinds.Kind(c.Kind)
+		if !ok {
+			return nil, fmt.Errorf("observation kind %s is not in switchboard.observation_kinds", c.Kind)
+		}
 		q, err := quantityOf(c)
 		if err != nil {
 			return nil, err

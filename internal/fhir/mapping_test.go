@@ -3,6 +3,7 @@ package fhir_test
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/switchboard-health/switchboard/db"
 	"github.com/switchboard-health/switchboard/internal/database/dbtest"
 	"github.com/switchboard-health/switchboard/internal/fhir"
+	"github.com/switchboard-health/switchboard/internal/obskind"
 )
 
 var mapOpts = fhir.MapOptions{
@@ -34,9 +36,27 @@ type mapped struct {
 	profile string
 }
 
+var (
+	kindsOnce sync.Once
+	kindsCat  *obskind.Catalog
+	kindsErr  error
+)
+
+// testKinds is the observation kinds of a migrated database, read once.
+func testKinds(t *testing.T) *obskind.Catalog {
+	t.Helper()
+	kindsOnce.Do(func() {
+		pool, _ := dbtest.NewPool(t)
+		kindsCat, kindsErr = obskind.Load(context.Background(), pool)
+	})
+	require.NoError(t, kindsErr)
+	return kindsCat
+}
+
 // allMapped returns every mapper's output over the edge cases.
 func allMapped(t *testing.T) []mapped {
 	t.Helper()
+	kinds := testKinds(t)
 	at := time.Date(2025, 3, 1, 8, 30, 0, 0, time.UTC)
 	end := at.Add(24 * time.Hour)
 	off := int32(-5 * 3600)
@@ -64,29 +84,39 @@ func allMapped(t *testing.T) []mapped {
 		"weight": {"70.25", "kg"}, "body_height": {"172", "cm"}, "body_temperature": {"36.8", "Cel"},
 		"blood_pressure_systolic": {"120", "mm[Hg]"}, "blood_pressure_diastolic": {"80", "mm[Hg]"},
 	}
-	for kind, v := range values {
+	// Every kind of switchboard.observation_kinds, the one source: a kind
+	// added by a migration needs a value here.
+	for _, kind := range kinds.Names() {
+		v, ok := values[kind]
+		require.True(t, ok, "no test value for observation kind %s", kind)
 		o := db.Observation{ID: 10, PatientID: 1, Kind: kind, Value: num(t, v[0]), Unit: v[1], EffectiveStart: at, Status: "final"}
-		b, err := fhir.MapObservation(o, mapOpts)
-		add("Observation/"+kind, b, err, fhir.ObservationKinds[kind].Profile)
+		b, err := fhir.MapObservation(o, kinds, mapOpts)
+		k, _ := kinds.Kind(kind)
+		add("Observation/"+kind, b, err, fhir.ProfileOf(k))
+	}
+	profileOf := func(name string) string {
+		k, ok := kinds.Kind(name)
+		require.True(t, ok, name)
+		return fhir.ProfileOf(k)
 	}
 	withDevice := mapOpts
 	withDevice.DeviceRef = "Device/d1"
 	o := db.Observation{ID: 11, Kind: "steps", Value: num(t, "12000"), Unit: "{steps}", EffectiveStart: at, EffectiveEnd: &end,
 		DeviceID: &dev, Status: "amended", UtcOffsetSeconds: &off}
-	b, err = fhir.MapObservation(o, withDevice)
+	b, err = fhir.MapObservation(o, kinds, withDevice)
 	add("Observation/steps-period-device-offset", b, err, "")
 	o = db.Observation{ID: 12, Kind: "heart_rate", Value: num(t, "180"), Unit: "/min", EffectiveStart: at, Status: "entered-in-error", Interpretation: sp("H")}
-	b, err = fhir.MapObservation(o, withDevice)
-	add("Observation/heart_rate-entered-in-error-interpretation", b, err, fhir.ObservationKinds["heart_rate"].Profile)
+	b, err = fhir.MapObservation(o, kinds, withDevice)
+	add("Observation/heart_rate-entered-in-error-interpretation", b, err, profileOf("heart_rate"))
 	o = db.Observation{ID: 13, Kind: "weight", Value: num(t, "154.3"), Unit: "[lb_av]", EffectiveStart: at, EffectiveEnd: &at, Status: "final"}
-	b, err = fhir.MapObservation(o, mapOpts)
-	add("Observation/weight-lb-zero-length-period", b, err, fhir.ObservationKinds["weight"].Profile)
+	b, err = fhir.MapObservation(o, kinds, mapOpts)
+	add("Observation/weight-lb-zero-length-period", b, err, profileOf("weight"))
 
 	sys := db.Observation{ID: 14, Kind: "blood_pressure_systolic", Value: num(t, "128"), Unit: "mm[Hg]", EffectiveStart: at, Status: "final",
 		Interpretation: sp("H"), UtcOffsetSeconds: &off}
 	dia := db.Observation{ID: 15, Kind: "blood_pressure_diastolic", Value: num(t, "84"), Unit: "mm[Hg]", EffectiveStart: at, Status: "final",
 		UtcOffsetSeconds: &off}
-	b, err = fhir.MapBloodPressure(sys, dia, withDevice)
+	b, err = fhir.MapBloodPressure(sys, dia, kinds, withDevice)
 	add("Observation/blood-pressure-panel", b, err, fhir.ProfileBloodPressure)
 
 	b, err = fhir.MapDevice(db.Device{ID: 3, PatientID: 1, Source: "google_health", ExternalID: "x", Manufacturer: sp("Google"), Model: sp("Pixel Watch 3"), DisplayName: sp("Ana's watch ⌚")}, mapOpts)
@@ -239,18 +269,42 @@ func TestValidatorsCatchBrokenResources(t *testing.T) {
 	}
 }
 
-// TestObservationKindsMatchTheDatabase keeps the mapper's kinds equal to
-// switchboard.observation_kinds.
-func TestObservationKindsMatchTheDatabase(t *testing.T) {
+// TestObservationsAreCodedFromTheKindsTable: a mapped observation takes
+// its LOINC code, display and category from switchboard.observation_kinds
+// (no Go copy), and its profile from that code. A kind changed in the table
+// is what the mapper writes.
+func TestObservationsAreCodedFromTheKindsTable(t *testing.T) {
 	t.Parallel()
 	pool, _ := dbtest.NewPool(t)
-	kinds, err := db.New().ObservationKindList(context.Background(), pool)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `UPDATE switchboard.observation_kinds SET loinc_code = '8310-5', loinc_display = 'Body temperature (renamed)'
+		WHERE kind = 'body_temperature'`)
 	require.NoError(t, err)
-	require.Len(t, fhir.ObservationKinds, len(kinds))
-	for _, k := range kinds {
-		m, ok := fhir.ObservationKinds[k.Kind]
-		require.True(t, ok, k.Kind)
-		require.Equal(t, k.LoincCode, m.LOINC, k.Kind)
-		require.Equal(t, k.Category, m.Category, k.Kind)
+	kinds, err := obskind.Load(ctx, pool)
+	require.NoError(t, err)
+	for _, name := range kinds.Names() {
+		k, _ := kinds.Kind(name)
+		o := db.Observation{ID: 1, Kind: name, Value: num(t, "1"), Unit: k.Units[0], EffectiveStart: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), Status: "final"}
+		b, err := fhir.MapObservation(o, kinds, mapOpts)
+		require.NoError(t, err, name)
+		var r struct {
+			Meta     struct{ Profile []string }
+			Category []struct{ Coding []struct{ Code string } }
+			Code     struct {
+				Coding []struct{ Code, Display string }
+			}
+		}
+		require.NoError(t, json.Unmarshal(b, &r))
+		require.Equal(t, k.LOINC, r.Code.Coding[0].Code, name)
+		require.Equal(t, k.Display, r.Code.Coding[0].Display, name)
+		require.Equal(t, k.Category, r.Category[0].Coding[0].Code, name)
+		if p := fhir.ProfileOf(k); p != "" {
+			require.Equal(t, []string{p}, r.Meta.Profile, name)
+		}
 	}
+	k, _ := kinds.Kind("body_temperature")
+	require.Equal(t, "Body temperature (renamed)", k.Display)
+	require.Equal(t, "http://hl7.org/fhir/StructureDefinition/bodytemp", fhir.ProfileOf(k))
+	_, err = fhir.MapObservation(db.Observation{Kind: "no_such_kind"}, kinds, mapOpts)
+	require.ErrorContains(t, err, "not in switchboard.observation_kinds")
 }

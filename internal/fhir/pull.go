@@ -20,6 +20,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/obskind"
 	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/jobs"
 )
@@ -27,9 +28,10 @@ import (
 // PullWorker works fhir_pull jobs. Safe for concurrent use.
 type PullWorker struct {
 	river.WorkerDefaults[jobs.FHIRPullArgs]
-	deps Deps
-	eps  *endpoints
-	q    *db.Queries
+	deps  Deps
+	eps   *endpoints
+	kinds *obskind.Source
+	q     *db.Queries
 	// UnavailableLimit is job_kinds.unavailable_limit of fhir_pull.
 	UnavailableLimit time.Duration
 }
@@ -40,7 +42,7 @@ func NewPullWorker(d Deps) (*PullWorker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PullWorker{deps: d, eps: newEndpoints(d), q: db.New(), UnavailableLimit: 6 * time.Hour}, nil
+	return &PullWorker{deps: d, eps: newEndpoints(d), kinds: obskind.NewSource(d.Pool), q: db.New(), UnavailableLimit: 6 * time.Hour}, nil
 }
 
 // Timeout bounds one job.
@@ -254,7 +256,11 @@ func (w *PullWorker) applyOne(ctx context.Context, tx pgx.Tx, ep *Endpoint, r pu
 			break
 		}
 		patientID = &pid
-		obs, why := readObservation(raw)
+		kinds, err := w.kinds.Get(ctx)
+		if err != nil {
+			return err
+		}
+		obs, why := readObservation(raw, kinds)
 		if why != "" {
 			state, reason = "ignored", why
 			break
@@ -440,30 +446,16 @@ type pulledCodeable struct {
 	} `json:"coding"`
 }
 
-// kindOfCode maps every LOINC code the vital-signs profiles allow for a
-// mapped kind to the kind: its code and the alternative codes (SpO2 by
-// pulse oximetry 59408-5 besides 2708-6).
-func kindOfCode(code string) string {
-	for kind, k := range ObservationKinds {
-		if k.LOINC == code {
-			return kind
-		}
-		for _, e := range k.Extra {
-			if e.Code != nil && *e.Code == code {
-				return kind
-			}
-		}
-	}
-	return ""
-}
-
-func (c pulledCodeable) kind() (string, string) {
+// kind maps the concept to a kind by its LOINC codes: every code the
+// vital-signs profiles allow for a mapped kind (SpO2 by pulse oximetry
+// 59408-5 besides 2708-6).
+func (c pulledCodeable) kind(kinds *obskind.Catalog) (string, string) {
 	for _, cd := range c.Coding {
 		if cd.System != SystemLOINC {
 			continue
 		}
-		if k := kindOfCode(cd.Code); k != "" {
-			return k, cd.Code
+		if k, ok := kindOfCode(kinds, cd.Code); ok {
+			return k.Name, cd.Code
 		}
 	}
 	return "", ""
@@ -481,7 +473,7 @@ func (c pulledCodeable) has(code string) bool {
 // readObservation maps a pulled Observation to kinds by its LOINC codes
 // and UCUM units: one observation, or for a blood pressure panel (85354-9)
 // one per mapped component. The reason is set when it cannot be mapped.
-func readObservation(raw []byte) ([]pulledObservation, string) {
+func readObservation(raw []byte, kinds *obskind.Catalog) ([]pulledObservation, string) {
 	var r struct {
 		Status            string         `json:"status"`
 		Code              pulledCodeable `json:"code"`
@@ -543,7 +535,7 @@ func readObservation(raw []byte) ([]pulledObservation, string) {
 	if r.Code.has(LOINCBloodPressurePanel) {
 		var out []pulledObservation
 		for _, c := range r.Component {
-			kind, code := c.Code.kind()
+			kind, code := c.Code.kind(kinds)
 			if kind == "" {
 				continue
 			}
@@ -558,7 +550,7 @@ func readObservation(raw []byte) ([]pulledObservation, string) {
 		}
 		return out, ""
 	}
-	kind, code := r.Code.kind()
+	kind, code := r.Code.kind(kinds)
 	if kind == "" {
 		return nil, "no mapped LOINC code"
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/obskind"
 	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/jobs"
 )
@@ -25,6 +26,7 @@ type PushWorker struct {
 	deps      Deps
 	eps       *endpoints
 	validator *Validator
+	kinds     *obskind.Source
 	q         *db.Queries
 	// UnavailableLimit is job_kinds.unavailable_limit of fhir_push.
 	UnavailableLimit time.Duration
@@ -41,7 +43,8 @@ func NewPushWorker(d Deps) (*PushWorker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PushWorker{deps: d, eps: newEndpoints(d), validator: v, q: db.New(), UnavailableLimit: 24 * time.Hour}, nil
+	return &PushWorker{deps: d, eps: newEndpoints(d), validator: v, kinds: obskind.NewSource(d.Pool), q: db.New(),
+		UnavailableLimit: 24 * time.Hour}, nil
 }
 
 // Timeout bounds one job.
