@@ -38,11 +38,13 @@ const (
 
 // Measure is one observation kind's normalization and plausibility rules
 // (wearables.md §10; accept and flag ranges are engineering judgement).
+// The kind's LOINC code and category are not here: their one source is
+// switchboard.observation_kinds (internal/obskind).
 type Measure struct {
-	Kind     string
-	LOINC    string
-	Category string
-	// Units allowed (UCUM); the first is what Switchboard records.
+	Kind string
+	// Units the ranges below are in (UCUM), a subset of the kind's units
+	// in switchboard.observation_kinds; the first is what Switchboard
+	// records.
 	Units []string
 	// Values outside [AcceptMin, AcceptMax] are rejected.
 	AcceptMin, AcceptMax float64
@@ -53,16 +55,17 @@ type Measure struct {
 func f(v float64) *float64 { return &v }
 
 // Measures is the table of wearables.md §10 for the kinds Switchboard
-// records. A test keeps LOINC codes and units equal to switchboard.observation_kinds.
+// records. A test checks every kind and unit is one switchboard.observation_kinds
+// accepts.
 var Measures = map[string]Measure{
-	"heart_rate":               {"heart_rate", "8867-4", "vital-signs", []string{"/min"}, 25, 250, f(35), f(220)},
-	"resting_heart_rate":       {"resting_heart_rate", "40443-4", "vital-signs", []string{"/min"}, 25, 150, f(35), f(120)},
-	"steps":                    {"steps", "41950-7", "activity", []string{"/d", "{steps}"}, 0, 100000, nil, f(60000)},
-	"weight":                   {"weight", "29463-7", "vital-signs", []string{"kg"}, 0.5, 500, nil, nil},
-	"sleep_duration":           {"sleep_duration", "93832-4", "activity", []string{"min"}, 0, 24 * 60, f(120), f(16 * 60)},
-	"spo2":                     {"spo2", "2708-6", "vital-signs", []string{"%"}, 50, 100, f(88), nil},
-	"blood_pressure_systolic":  {"blood_pressure_systolic", "8480-6", "vital-signs", []string{"mm[Hg]"}, 50, 300, nil, f(179.999)},
-	"blood_pressure_diastolic": {"blood_pressure_diastolic", "8462-4", "vital-signs", []string{"mm[Hg]"}, 20, 200, nil, f(119.999)},
+	"heart_rate":               {"heart_rate", []string{"/min"}, 25, 250, f(35), f(220)},
+	"resting_heart_rate":       {"resting_heart_rate", []string{"/min"}, 25, 150, f(35), f(120)},
+	"steps":                    {"steps", []string{"/d", "{steps}"}, 0, 100000, nil, f(60000)},
+	"weight":                   {"weight", []string{"kg"}, 0.5, 500, nil, nil},
+	"sleep_duration":           {"sleep_duration", []string{"min"}, 0, 24 * 60, f(120), f(16 * 60)},
+	"spo2":                     {"spo2", []string{"%"}, 50, 100, f(88), nil},
+	"blood_pressure_systolic":  {"blood_pressure_systolic", []string{"mm[Hg]"}, 50, 300, nil, f(179.999)},
+	"blood_pressure_diastolic": {"blood_pressure_diastolic", []string{"mm[Hg]"}, 20, 200, nil, f(119.999)},
 }
 
 // Device is the device a measurement came from, as the source names it.

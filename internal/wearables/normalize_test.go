@@ -10,6 +10,7 @@ import (
 	"github.com/switchboard-health/switchboard/internal/applehealth"
 	"github.com/switchboard-health/switchboard/internal/database/dbtest"
 	"github.com/switchboard-health/switchboard/internal/googlehealth"
+	"github.com/switchboard-health/switchboard/internal/obskind"
 	"github.com/switchboard-health/switchboard/internal/wearables"
 )
 
@@ -174,18 +175,20 @@ func TestFromApple(t *testing.T) {
 	require.Equal(t, "mm[Hg]", byID["99999999"].Unit)
 }
 
-// TestMeasuresMatchObservationKinds keeps the Go table equal to
-// switchboard.observation_kinds (LOINC, units).
-func TestMeasuresMatchObservationKinds(t *testing.T) {
+// TestMeasuresAreObservationKinds: every kind wearables record, and every
+// unit its ranges are in, is one switchboard.observation_kinds (the one
+// source of kinds, codes and units, read through internal/obskind) accepts.
+func TestMeasuresAreObservationKinds(t *testing.T) {
 	t.Parallel()
 	pool, _ := dbtest.NewPool(t)
-	for kind, me := range wearables.Measures {
-		var loinc string
-		var units []string
-		require.NoError(t, pool.QueryRow(t.Context(), "SELECT loinc_code, units FROM switchboard.observation_kinds WHERE kind = $1", kind).Scan(&loinc, &units), kind)
-		require.Equal(t, loinc, me.LOINC, kind)
+	kinds, err := obskind.Load(t.Context(), pool)
+	require.NoError(t, err)
+	for name, me := range wearables.Measures {
+		require.Equal(t, name, me.Kind)
+		k, ok := kinds.Kind(name)
+		require.True(t, ok, "%s is not in switchboard.observation_kinds", name)
 		for _, u := range me.Units {
-			require.Contains(t, units, u, kind)
+			require.Contains(t, k.Units, u, name)
 		}
 	}
 }
