@@ -1,6 +1,7 @@
 package fhir_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/database/dbtest"
 	"github.com/switchboard-health/switchboard/internal/fhir"
 	"github.com/switchboard-health/switchboard/jobs"
 )
@@ -134,4 +136,57 @@ func observationIDOf(t *testing.T, r map[string]any, system string) int64 {
 	}
 	t.Fatalf("no identifier of %s", system)
 	return 0
+}
+
+// TestRecordBloodPressure: one call records both halves of a reading,
+// idempotently, and a bad value is refused naming systolic or diastolic
+// with nothing written.
+func TestRecordBloodPressure(t *testing.T) {
+	t.Parallel()
+	pool, _ := dbtest.NewPool(t)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, "SELECT switchboard.upsert_patient('bp-1', NULL, 'Pressure', NULL, NULL, NULL)")
+	require.NoError(t, err)
+	at := time.Date(2025, 1, 15, 8, 5, 0, 0, time.UTC)
+	record := func(p jobs.RecordBloodPressureParams) (int64, error) {
+		p.PatientExternalRef, p.EffectiveStart = "bp-1", at
+		var id int64
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			var err error
+			id, err = jobs.RecordBloodPressure(ctx, tx, p)
+			return err
+		})
+		return id, err
+	}
+	id, err := record(jobs.RecordBloodPressureParams{Systolic: 121, Diastolic: 79})
+	require.NoError(t, err)
+	again, err := record(jobs.RecordBloodPressureParams{Systolic: 121, Diastolic: 79})
+	require.NoError(t, err)
+	require.Equal(t, id, again, "idempotent: the same reading")
+	rows, err := pool.Query(ctx, `SELECT kind, value::float8, split_part(source_id, '#', 2) FROM switchboard.observations ORDER BY kind`)
+	require.NoError(t, err)
+	type row struct {
+		Kind   string
+		Value  float64
+		Suffix string
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+	require.NoError(t, err)
+	require.Equal(t, []row{{"blood_pressure_diastolic", 79, "8462-4"}, {"blood_pressure_systolic", 121, "8480-6"}}, got)
+
+	for _, c := range []struct {
+		p     jobs.RecordBloodPressureParams
+		field string
+	}{
+		{jobs.RecordBloodPressureParams{Systolic: 900, Diastolic: 80, SourceID: "r2", Source: "google_health"}, "systolic"},
+		{jobs.RecordBloodPressureParams{Systolic: 120, Diastolic: -1, SourceID: "r3", Source: "google_health"}, "diastolic"},
+		{jobs.RecordBloodPressureParams{Systolic: 120, Diastolic: 80, Source: "google_health"}, "source_id"},
+	} {
+		_, err := record(c.p)
+		require.ErrorIs(t, err, jobs.ErrInvalidInput)
+		require.ErrorContains(t, err, c.field)
+	}
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM switchboard.observations`).Scan(&n))
+	require.Equal(t, 2, n, "a refused reading writes neither half")
 }
