@@ -92,15 +92,20 @@
 // Queue fhir, 12 attempts. Pushes one local entity — a patient, observation,
 // device, sent message (Communication), SMS consent (Consent) or an app-built
 // resource (push_fhir) — to one EHR endpoint. Inserted by upsert_patient,
-// record_observation, push_fhir and by triggers on messages and sms_consent,
-// at most one waiting job per (endpoint, entity). Maps the current row,
+// record_observation, record_blood_pressure, push_fhir and by triggers on
+// messages and sms_consent, at most one waiting job per (endpoint, entity);
+// both halves of a blood pressure reading queue the push of its systolic
+// observation, which sends the reading as one 85354-9 panel (a half whose
+// other half is not recorded yet is retried, never sent alone). Maps the current row,
 // validates it (an invalid resource cancels into a dead letter with the
 // reason and is never sent), then writes it with a conditional create or
 // update on Switchboard's business identifier, version-aware (If-Match) once
 // the resource is linked; an unchanged entity is not sent again. A patient is
-// pushed before anything that refers to it. Snoozes on 429 (Retry-After), on
-// the endpoint's rate limit and while its breaker is open (dead letter of
-// class unavailable after 24 h). Retries network errors and 5xx; re-reads and
+// pushed before anything that refers to it. Holds (snoozes, no attempt
+// spent, hold_reason in its metadata) on 429 (throttled, Retry-After), on the
+// endpoint's rate limit (rate_slot), while the endpoint is disabled
+// (endpoint_disabled) and while its breaker is open (dead letter of class
+// unavailable after 24 h). Retries network errors and 5xx; re-reads and
 // re-applies on 409/412 (bounded). Cancels into a dead letter on
 // 400/403/404/405/410/422 (the OperationOutcome's codes are in the error), on
 // a 412 of a conditional write (several resources on the EHR carry our
