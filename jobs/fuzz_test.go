@@ -54,8 +54,10 @@ func fuzzCall(fn uint8, a, b, c, d, e string, n int64, v float64) sqlCall {
 		return sqlCall{"upsert_patient", "SELECT switchboard.upsert_patient($1, $2, $3, $4, DATE '1970-01-01', $5)::text",
 			[]any{a, opt(b), opt(c), opt(d), opt(e)}, []string{"external_ref", "given_name", "family_name", "gender", "phone_e164"}}
 	case 3:
-		return sqlCall{"record_observation", "SELECT switchboard.record_observation($1, $2, $3::float8::numeric, $4, now() - interval '1 hour', NULL, $5, $6)::text",
-			[]any{a, b, v, c, opt(d), opt(e)}, []string{"patient_external_ref", "kind", "value", "unit", "source", "source_id"}}
+		// n picks the UTC offset: whole minutes, or not; within ±14 h, or not.
+		return sqlCall{"record_observation", "SELECT switchboard.record_observation($1, $2, $3::float8::numeric, $4, now() - interval '1 hour', NULL, $5, $6, NULL, $7)::text",
+			[]any{a, b, v, c, opt(d), opt(e), int32(n % 100_000)},
+			[]string{"patient_external_ref", "kind", "value", "unit", "source", "source_id", "utc_offset_seconds"}}
 	case 4:
 		expr, res := jsonArg(a)
 		fields := []string{"resource", "endpoint_name", "idempotency_key"}
@@ -106,6 +108,8 @@ func FuzzSQLAPI(f *testing.F) {
 	f.Add(uint8(3), "fuzz-patient", "heart_rate", "/min", "app", "", int64(0), 72.0)
 	f.Add(uint8(3), "fuzz-patient", "weight", "[lb_av]", "google_health", "sample-1", int64(0), 154.0)
 	f.Add(uint8(3), "fuzz-patient", "spo2", "%", "ehr:medplum", "Observation/1", int64(0), 1e300)
+	f.Add(uint8(3), "fuzz-patient", "steps", "/d", "google_health", "day-1", int64(-25200), 8000.0)
+	f.Add(uint8(3), "fuzz-patient", "steps", "/d", "google_health", "day-2", int64(50401), 8000.0)
 	f.Add(uint8(4), `{"resourceType":"Communication","status":"completed"}`, "", "fz-push-1", "", "", int64(0), 0.0)
 	f.Add(uint8(4), `{"resourceType":"Bundle"}`, "nope", "", "", "", int64(0), 0.0)
 	f.Add(uint8(5), "fuzz-patient", "google_health", "", "", "", int64(1800), 0.0)
