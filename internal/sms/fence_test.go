@@ -279,33 +279,11 @@ func TestSameBodyMessagesReconcileToTheirOwnCopies(t *testing.T) {
 func TestIndistinguishableCopiesAreHeldForAnOperator(t *testing.T) {
 	t.Parallel()
 	d := newDirect(t, sms.Config{InFlightGrace: time.Millisecond}, nil)
-	var ids []int64
-	for try := 0; ; try++ {
-		require.Less(t, try, 10, "never managed two copies in one second")
-		body := fmt.Sprintf("Your code is ready (%d).", try)
-		a, b := d.message(t, fmt.Sprintf("twin-a-%d", try), body), d.message(t, fmt.Sprintf("twin-b-%d", try), body)
-		ca, cb := d.sendCopy(t, a, body), d.sendCopy(t, b, body)
-		if ca.CreatedAt.Equal(cb.CreatedAt) {
-			d.ambiguousAttemptAt(t, a, ca.CreatedAt)
-			d.ambiguousAttemptAt(t, b, cb.CreatedAt)
-			ids = []int64{a, b}
-			break
-		}
-		// Straddled a second: these two are decidable; end them and retry.
-		_, err := d.pool.Exec(context.Background(), "UPDATE switchboard.messages SET status = 'cancelled' WHERE id = ANY($1)", []int64{a, b})
-		require.NoError(t, err)
-	}
+	twins, _ := holdTwins(t, d) // held, nothing resent
 	creates := d.sandbox.CreateCalls()
-	d.start(t)
 
 	ctx := context.Background()
-	for _, id := range ids {
-		require.Eventually(t, func() bool {
-			var state string
-			require.NoError(t, d.pool.QueryRow(ctx, "SELECT j.state FROM switchboard.river_job j JOIN switchboard.messages m ON m.job_id = j.id WHERE m.id = $1", id).Scan(&state))
-			return state == "cancelled"
-		}, 60*time.Second, 20*time.Millisecond)
-		require.Equal(t, []string{"held"}, d.outcomes(t, id))
+	for _, id := range twins {
 		require.Empty(t, d.sid(t, id), "nothing adopted")
 		var class string
 		require.NoError(t, d.pool.QueryRow(ctx, `SELECT class FROM switchboard.dead_letters

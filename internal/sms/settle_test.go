@@ -14,7 +14,8 @@ import (
 
 // holdTwins makes two same-body messages whose copies Twilio created in one
 // second, each with an ambiguous attempt, and lets the worker hold both for
-// an operator. It returns the messages and their copies' SIDs.
+// an operator, checking that nothing was resent. It returns the messages
+// and their copies' SIDs.
 func holdTwins(t *testing.T, d *direct) (ids [2]int64, sids [2]string) {
 	t.Helper()
 	for try := 0; ; try++ {
@@ -31,11 +32,13 @@ func holdTwins(t *testing.T, d *direct) (ids [2]int64, sids [2]string) {
 		_, err := d.pool.Exec(context.Background(), "UPDATE switchboard.messages SET status = 'cancelled' WHERE id = ANY($1)", []int64{a, b})
 		require.NoError(t, err)
 	}
+	creates := d.sandbox.CreateCalls()
 	d.start(t)
 	for _, id := range ids {
 		d.waitJobState(t, id, "cancelled")
 		require.Equal(t, []string{"held"}, d.outcomes(t, id))
 	}
+	require.Equal(t, creates, d.sandbox.CreateCalls(), "held, never resent")
 	return ids, sids
 }
 
