@@ -7,7 +7,80 @@ package db
 
 import (
 	"context"
+	"time"
 )
+
+const observationBloodPressurePartners = `-- name: ObservationBloodPressurePartners :many
+SELECT id, patient_id, kind, value, unit, effective_start, effective_end, device_id, source, source_id, created_at, updated_at, status, interpretation, utc_offset_seconds, summary_period, summary_count, summary_min, summary_max FROM switchboard.observations
+WHERE patient_id = $1 AND source = $2 AND kind = $3
+  AND effective_start = $4
+  AND effective_end IS NOT DISTINCT FROM $5::timestamptz
+  AND device_id IS NOT DISTINCT FROM $6::bigint
+  AND source_id NOT LIKE '%#8480-6' AND source_id NOT LIKE '%#8462-4'
+ORDER BY id
+LIMIT 2
+`
+
+type ObservationBloodPressurePartnersParams struct {
+	PatientID      int64
+	Source         string
+	Kind           string
+	EffectiveStart time.Time
+	EffectiveEnd   *time.Time
+	DeviceID       *int64
+}
+
+// ObservationBloodPressurePartners finds the observations of kind that can
+// be the other half of a wearable blood pressure reading: same patient,
+// source, device and effective times (HealthKit stores a correlation's two
+// samples with identical dates), not a half of a record_blood_pressure
+// reading. Two rows mean the pairing is ambiguous.
+func (q *Queries) ObservationBloodPressurePartners(ctx context.Context, db DBTX, arg ObservationBloodPressurePartnersParams) ([]Observation, error) {
+	rows, err := db.Query(ctx, observationBloodPressurePartners,
+		arg.PatientID,
+		arg.Source,
+		arg.Kind,
+		arg.EffectiveStart,
+		arg.EffectiveEnd,
+		arg.DeviceID,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Observation
+	for rows.Next() {
+		var i Observation
+		if err := rows.Scan(
+			&i.ID,
+			&i.PatientID,
+			&i.Kind,
+			&i.Value,
+			&i.Unit,
+			&i.EffectiveStart,
+			&i.EffectiveEnd,
+			&i.DeviceID,
+			&i.Source,
+			&i.SourceID,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.Status,
+			&i.Interpretation,
+			&i.UtcOffsetSeconds,
+			&i.SummaryPeriod,
+			&i.SummaryCount,
+			&i.SummaryMin,
+			&i.SummaryMax,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
 
 const observationGet = `-- name: ObservationGet :one
 SELECT id, patient_id, kind, value, unit, effective_start, effective_end, device_id, source, source_id, created_at, updated_at, status, interpretation, utc_offset_seconds, summary_period, summary_count, summary_min, summary_max FROM switchboard.observations WHERE id = $1

@@ -3,6 +3,7 @@ package fhir_test
 import (
 	"context"
 	"fmt"
+	"sort"
 	"testing"
 	"time"
 
@@ -189,4 +190,115 @@ func TestRecordBloodPressure(t *testing.T) {
 	var n int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM switchboard.observations`).Scan(&n))
 	require.Equal(t, 2, n, "a refused reading writes neither half")
+}
+
+// onPeerByCode summarises a patient's Observations on the peer: for each
+// Observation's LOINC code, the values it carries (its value or its
+// components' values by code), and the resources themselves.
+func (b *testBundle) onPeerByCode(t *testing.T, pid int64) (map[string][]map[string]float64, []map[string]any) {
+	t.Helper()
+	rs := b.search(t, "Observation", "subject=Patient/"+b.link(t, "patient", pid).ResourceID)
+	out := map[string][]map[string]float64{}
+	for _, r := range rs {
+		values := map[string]float64{}
+		if q, ok := r["valueQuantity"].(map[string]any); ok {
+			values["value"] = q["value"].(float64)
+		}
+		comps, _ := r["component"].([]any)
+		for _, c := range comps {
+			cm := c.(map[string]any)
+			for _, code := range codes(cm["code"]) {
+				values[code] = cm["valueQuantity"].(map[string]any)["value"].(float64)
+			}
+		}
+		for _, code := range codes(r["code"]) {
+			out[code] = append(out[code], values)
+		}
+	}
+	return out, rs
+}
+
+// TestWearableBloodPressureGoesOutAsOnePanel: an Apple Health reading —
+// a systolic and a diastolic sample with their own UUIDs as source_ids and
+// identical dates, recorded in one transaction as the apple_health_ingest
+// job promotes an upload — is pushed as one 85354-9 panel, whichever half's
+// push runs first; a half whose partner comes in a later upload ends as the
+// same one panel; an ambiguous pair is pushed as lone readings.
+func TestWearableBloodPressureGoesOutAsOnePanel(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fhir.Config{})
+	at := time.Date(2025, 3, 2, 7, 40, 0, 0, time.UTC)
+	sample := func(ref, kind string, v float64) jobs.RecordObservationParams {
+		return jobs.RecordObservationParams{PatientExternalRef: ref, Kind: kind, Value: v, Unit: "mm[Hg]",
+			EffectiveStart: at, EffectiveEnd: at, Source: "apple_health", SourceID: "A1B2C3D4-" + randHex(8)}
+	}
+	record := func(ps ...jobs.RecordObservationParams) []int64 {
+		var ids []int64
+		b.tx(t, func(tx pgx.Tx) error {
+			for _, p := range ps {
+				id, err := jobs.RecordObservation(b.ctx, tx, p)
+				if err != nil {
+					return err
+				}
+				ids = append(ids, id)
+			}
+			return nil
+		})
+		return ids
+	}
+	panel := map[string][]map[string]float64{fhir.LOINCBloodPressurePanel: {{fhir.LOINCSystolic: 131, fhir.LOINCDiastolic: 86}}}
+
+	t.Run("one upload", func(t *testing.T) {
+		ref := "abp-" + randHex(4)
+		pid := b.patient(t, jobs.UpsertPatientParams{ExternalRef: ref, FamilyName: "Pressure"})
+		ids := record(sample(ref, "blood_pressure_systolic", 131), sample(ref, "blood_pressure_diastolic", 86))
+		require.NoError(t, b.runPush(t, "observation", ids[1]), "the diastolic half's push runs first")
+		require.NoError(t, b.runPush(t, "observation", ids[0]))
+		got, rs := b.onPeerByCode(t, pid)
+		require.Equal(t, panel, got, "one panel with both components, no lone 8480-6 or 8462-4")
+		require.Equal(t, ids[0], observationIDOf(t, rs[0], b.system), "the panel carries the systolic observation's identifier")
+		require.Contains(t, rs[0]["meta"].(map[string]any)["profile"], fhir.ProfileBloodPressure)
+	})
+
+	t.Run("partner in a later upload", func(t *testing.T) {
+		for _, first := range []string{"blood_pressure_systolic", "blood_pressure_diastolic"} {
+			ref := "abp-" + randHex(4)
+			pid := b.patient(t, jobs.UpsertPatientParams{ExternalRef: ref, FamilyName: "Pressure"})
+			sys, dia := sample(ref, "blood_pressure_systolic", 131), sample(ref, "blood_pressure_diastolic", 86)
+			early, late := sys, dia
+			if first == "blood_pressure_diastolic" {
+				early, late = dia, sys
+			}
+			earlyID := record(early)[0]
+			require.NoError(t, b.runPush(t, "observation", earlyID), "a half without a partner goes alone")
+			lateID := record(late)[0]
+			require.NoError(t, b.runPush(t, "observation", lateID))
+			require.NoError(t, b.runPush(t, "observation", earlyID))
+			got, _ := b.onPeerByCode(t, pid)
+			require.Equal(t, panel, got, "%s first: the lone resource became the panel", first)
+		}
+	})
+
+	t.Run("ambiguous pair", func(t *testing.T) {
+		ref := "abp-" + randHex(4)
+		pid := b.patient(t, jobs.UpsertPatientParams{ExternalRef: ref, FamilyName: "Pressure"})
+		ids := record(sample(ref, "blood_pressure_systolic", 131), sample(ref, "blood_pressure_systolic", 133),
+			sample(ref, "blood_pressure_diastolic", 86))
+		for _, id := range ids {
+			require.NoError(t, b.runPush(t, "observation", id))
+		}
+		got, _ := b.onPeerByCode(t, pid)
+		require.Equal(t, map[string][]map[string]float64{
+			fhir.LOINCSystolic:  {{"value": 131}, {"value": 133}},
+			fhir.LOINCDiastolic: {{"value": 86}},
+		}, sortedValues(got), "no guessed panel")
+	})
+}
+
+// sortedValues orders each code's value sets by their "value".
+func sortedValues(m map[string][]map[string]float64) map[string][]map[string]float64 {
+	for _, vs := range m {
+		sort.Slice(vs, func(i, j int) bool { return vs[i]["value"] < vs[j]["value"] })
+	}
+	return m
 }

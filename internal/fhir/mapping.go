@@ -238,6 +238,12 @@ func MapObservation(obs db.Observation, kinds *obskind.Catalog, o MapOptions) ([
 // interpretation. It carries the systolic observation's identifier, time,
 // device and status (entered-in-error when either half is).
 func MapBloodPressure(sys, dia db.Observation, kinds *obskind.Catalog, o MapOptions) ([]byte, error) {
+	return mapBloodPressure(sys.ID, sys, dia, kinds, o)
+}
+
+// mapBloodPressure is MapBloodPressure carrying the identifier of
+// observation anchor (either half: see panelAnchor).
+func mapBloodPressure(anchor int64, sys, dia db.Observation, kinds *obskind.Catalog, o MapOptions) ([]byte, error) {
 	if sys.Kind != "blood_pressure_systolic" || dia.Kind != "blood_pressure_diastolic" {
 		return nil, fmt.Errorf("a blood pressure reading needs a systolic and a diastolic observation")
 	}
@@ -247,6 +253,7 @@ func MapBloodPressure(sys, dia db.Observation, kinds *obskind.Catalog, o MapOpti
 	r := observation(sys, o, ProfileBloodPressure, "vital-signs", models.CodeableConcept{Coding: []models.Coding{{
 		System: ptr(SystemLOINC), Code: ptr(LOINCBloodPressurePanel), Display: ptr("Blood pressure panel with all children optional")}},
 		Text: ptr("Blood pressure")})
+	r.Identifier = o.identifier(identifierValue("observation", anchor))
 	if dia.Status == "entered-in-error" {
 		r.Status = models.ObservationStatusEnteredInError
 	}

@@ -276,7 +276,7 @@ func (w *PushWorker) pushDevice(ctx context.Context, ep *Endpoint, d db.Device, 
 // yet and the server declares transactions, patient, device and observation
 // go in one transaction of conditional creates.
 func (w *PushWorker) pushObservation(ctx context.Context, ep *Endpoint, obs db.Observation) error {
-	op, err := w.observationToPush(ctx, obs)
+	op, err := w.observationToPush(ctx, ep.Row.ID, obs)
 	if err != nil {
 		return recordErr(err, "Observation", jobs.FHIREntityObservation, obs.ID, "")
 	}
