@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strings"
 
@@ -178,4 +179,34 @@ func (w *PushWorker) panelAnchor(ctx context.Context, endpoint int64, sys, dia d
 		return sys, err
 	}
 	return dia, nil
+}
+
+// readingLockKey names a blood pressure reading on an endpoint for
+// oneAtATime: both halves of a reading share the patient and the effective
+// start (record_blood_pressure, the pull and HealthKit's correlations alike),
+// so their pushes take the same key without resolving the pair first.
+func readingLockKey(endpoint int64, o db.Observation) int64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "switchboard fhir bp %d %d %d", endpoint, o.PatientID, o.EffectiveStart.UnixMicro())
+	return int64(h.Sum64())
+}
+
+// oneAtATime runs fn while holding a transaction-scoped advisory lock on
+// key: pushes of the two halves of one reading (two jobs, possibly on two
+// workers) resolve the pair and write the panel one after the other, so the
+// second finds the first's link and sends nothing — instead of both
+// creating the panel at once, which a server whose conditional create is
+// not atomic would store twice. The lock's transaction holds a connection
+// for the push's length and writes nothing; it works through PgBouncer's
+// transaction pooling.
+func (w *PushWorker) oneAtATime(ctx context.Context, key int64, fn func() error) error {
+	tx, err := w.deps.Pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("error locking the blood pressure reading: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", key); err != nil {
+		return fmt.Errorf("error locking the blood pressure reading: %w", err)
+	}
+	return fn()
 }

@@ -3,7 +3,10 @@ package fhir_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -301,4 +304,83 @@ func sortedValues(m map[string][]map[string]float64) map[string][]map[string]flo
 		sort.Slice(vs, func(i, j int) bool { return vs[i]["value"] < vs[j]["value"] })
 	}
 	return m
+}
+
+// TestReadingHalvesPushedAtOnceWriteOnePanel: the two halves of a reading
+// each have a push job, and two workers may run them at the same moment.
+// They resolve the pair and write one after the other (a lock per reading),
+// so the EHR is never asked to create the panel twice at once — a server
+// whose conditional create is not atomic would store it twice. The proxy
+// holds the first Observation write until a second one arrives (or 3 s
+// pass): before the lock, both writes were in flight together.
+func TestReadingHalvesPushedAtOnceWriteOnePanel(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fhir.Config{})
+	at := time.Date(2025, 4, 9, 6, 30, 0, 0, time.UTC)
+	ref := "cbp-" + randHex(4)
+	pid := b.patient(t, jobs.UpsertPatientParams{ExternalRef: ref, FamilyName: "Pressure"})
+	require.NoError(t, b.runPush(t, "patient", pid))
+	var ids []int64
+	b.tx(t, func(tx pgx.Tx) error {
+		for _, s := range []struct {
+			kind string
+			v    float64
+		}{{"blood_pressure_systolic", 140}, {"blood_pressure_diastolic", 90}} {
+			id, err := jobs.RecordObservation(b.ctx, tx, jobs.RecordObservationParams{PatientExternalRef: ref, Kind: s.kind, Value: s.v,
+				Unit: "mm[Hg]", EffectiveStart: at, EffectiveEnd: at, Source: "apple_health", SourceID: "C0FFEE00-" + randHex(8)})
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+
+	var (
+		mu             sync.Mutex
+		inFlight, most int
+		seen           int
+		second         = make(chan struct{})
+	)
+	b.proxy.setHook(func(r *http.Request) {
+		if r.Method == http.MethodGet || !strings.Contains(r.URL.Path, "Observation") {
+			return
+		}
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		seen++
+		n := seen
+		if inFlight == 2 && most == 2 && seen == 2 {
+			close(second) // once: the second write ever seen overlaps the first
+		}
+		mu.Unlock()
+		defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
+		if n == 1 { // the first write waits for a second one, or 3 s
+			select {
+			case <-second:
+			case <-time.After(3 * time.Second):
+			}
+		}
+	})
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(ids))
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.runPush(t, "observation", id)
+		}()
+	}
+	wg.Wait()
+	b.proxy.setHook(nil)
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
+	mu.Lock()
+	require.Equal(t, 1, most, "the halves' writes never overlap")
+	mu.Unlock()
+	got, _ := b.onPeerByCode(t, pid)
+	require.Equal(t, map[string][]map[string]float64{fhir.LOINCBloodPressurePanel: {{fhir.LOINCSystolic: 140, fhir.LOINCDiastolic: 90}}}, got,
+		"one panel")
 }

@@ -47,7 +47,8 @@
 // "<reading>#8480-6" / "<reading>#8462-4", or for wearable samples (Apple
 // Health UUIDs) by patient, source, device and identical effective times
 // when that pairing is unique — as one 85354-9 panel, see bloodpressure.go
-// and MapBloodPressure), Device, Communication (a sent SMS,
+// and MapBloodPressure; the halves' pushes run one at a time per reading),
+// Device, Communication (a sent SMS,
 // body only when the endpoint opts in) and Consent (SMS opt-in/out).
 // golang-fhir-models builds Patient, Observation and Device; Communication
 // and Consent use own types because that library mishandles required choice

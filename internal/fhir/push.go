@@ -276,6 +276,15 @@ func (w *PushWorker) pushDevice(ctx context.Context, ep *Endpoint, d db.Device, 
 // yet and the server declares transactions, patient, device and observation
 // go in one transaction of conditional creates.
 func (w *PushWorker) pushObservation(ctx context.Context, ep *Endpoint, obs db.Observation) error {
+	if _, ok := bloodPressurePartnerKind[obs.Kind]; ok {
+		// Both halves of a reading may have a push job of their own; run
+		// one at a time, so the second finds the panel the first wrote.
+		return w.oneAtATime(ctx, readingLockKey(ep.Row.ID, obs), func() error { return w.pushObservationNow(ctx, ep, obs) })
+	}
+	return w.pushObservationNow(ctx, ep, obs)
+}
+
+func (w *PushWorker) pushObservationNow(ctx context.Context, ep *Endpoint, obs db.Observation) error {
 	op, err := w.observationToPush(ctx, ep.Row.ID, obs)
 	if err != nil {
 		return recordErr(err, "Observation", jobs.FHIREntityObservation, obs.ID, "")
