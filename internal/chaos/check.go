@@ -289,6 +289,10 @@ func pendingReason(r *msgRow, p checkParams, now time.Time) (string, bool) {
 				return pendUnavailable, true
 			}
 		}
+		if h, ok := r.Metadata["hold_reason"].(string); ok && h != "" {
+			// Why, as River UI shows it (resilience.HoldFor).
+			return pendScheduled + " (" + h + ")", true
+		}
 		return pendScheduled, true
 	case "retryable":
 		if r.Attempt < r.MaxAttempts {

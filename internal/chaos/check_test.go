@@ -116,6 +116,7 @@ func TestPendingReason(t *testing.T) {
 		{"Backoff", msgRow{JobState: "retryable", Attempt: 3, MaxAttempts: 10}, pendBackoff, true},
 		{"OutOfAttempts", msgRow{JobState: "retryable", Attempt: 10, MaxAttempts: 10}, lostOutOfTries, false},
 		{"Snoozed", msgRow{JobState: "scheduled"}, pendScheduled, true},
+		{"HeldSaysWhy", msgRow{JobState: "scheduled", Metadata: map[string]any{"hold_reason": "rate_slot"}}, pendScheduled + " (rate_slot)", true},
 		{"Unavailable", msgRow{JobState: "scheduled", Metadata: map[string]any{"unavailable_since": ago(time.Hour).Format(time.RFC3339Nano)}}, pendUnavailable, true},
 		{"UnavailablePastLimit", msgRow{JobState: "scheduled", Metadata: map[string]any{"unavailable_since": ago(3 * time.Hour).Format(time.RFC3339Nano)}}, pendScheduled, true},
 		{"Running", msgRow{JobState: "running", AttemptedAt: ago(5 * time.Second)}, pendRunning, true},
