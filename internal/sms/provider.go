@@ -51,6 +51,13 @@ type Sender interface {
 // not counted by the breaker.
 var ErrLookupIncomplete = errors.New("the provider's records since the attempt could not all be read")
 
+// ErrRecordsNotSettled is what FindSent wraps (in a *SendError of
+// ClassThrottled, RetryAfter set) when it found nothing but the provider's
+// records may not show the attempt yet (Telnyx's detail records lag): an
+// absence is not proven before then. The job is held with hold_reason
+// provider_records_lag.
+var ErrRecordsNotSettled = errors.New("the provider's records may not show the attempt yet")
+
 // ReportFetcher asks a provider for a message's current status. It returns
 // (nil, nil) when the provider does not know the id. Provider adapters
 // implement it beside Sender.

@@ -3,6 +3,7 @@ package sms
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -220,6 +221,12 @@ func (w *SendWorker) failed(ctx context.Context, job *river.Job[jobs.SMSSendArgs
 	return w.outcome(ctx, job, se)
 }
 
+// HoldRecordsLag is the hold_reason of a job whose look-up found nothing
+// while the provider's records may still lag (ErrRecordsNotSettled): its
+// absence, and so a resend, waits until they have settled
+// (TELNYX_DETAIL_RECORD_LAG).
+const HoldRecordsLag = "provider_records_lag"
+
 // attemptOutcome is the recorded outcome of an attempt that failed with
 // class c (not a recipient's failure).
 func attemptOutcome(c Class) string {
@@ -249,7 +256,11 @@ func attemptOutcome(c Class) string {
 func (w *SendWorker) outcome(ctx context.Context, job *river.Job[jobs.SMSSendArgs], se *SendError) error {
 	switch se.Class {
 	case ClassThrottled:
-		return resilience.HoldFor(ctx, resilience.HoldThrottled, se.Provider, se.RetryAfter)
+		reason := resilience.HoldThrottled
+		if errors.Is(se, ErrRecordsNotSettled) {
+			reason = HoldRecordsLag
+		}
+		return resilience.HoldFor(ctx, reason, se.Provider, se.RetryAfter)
 	case ClassUnavailable:
 		return resilience.Snooze(ctx, job.JobRow, se.Err, w.cfg.UnavailableLimit)
 	case ClassAmbiguous, ClassRetryable:

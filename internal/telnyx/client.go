@@ -51,7 +51,7 @@ var messageID = regexp.MustCompile(`^[A-Za-z0-9-]{1,100}$`)
 // found but the attempt is younger than Config.DetailRecordLag, so Telnyx
 // may not have indexed it yet. The error is sms.ClassThrottled, with
 // RetryAfter the time left.
-var ErrRecordsNotSettled = errors.New("telnyx: detail records not settled yet")
+var ErrRecordsNotSettled = fmt.Errorf("telnyx: detail records not settled yet: %w", sms.ErrRecordsNotSettled)
 
 // Client sends SMS through Telnyx's Messaging API v2 with plain net/http.
 // It implements sms.Sender and sms.ReportParser, and verifies webhooks. It

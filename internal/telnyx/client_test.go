@@ -791,6 +791,7 @@ func TestClientFindSent(t *testing.T) {
 		require.Equal(t, sms.ClassThrottled, se.Class)
 		require.Equal(t, 3*time.Minute, se.RetryAfter)
 		require.ErrorIs(t, err, ErrRecordsNotSettled)
+		require.ErrorIs(t, err, sms.ErrRecordsNotSettled, "the domain holds it as provider_records_lag, not as a 429")
 	})
 
 	t.Run("NotSettledButFound", func(t *testing.T) {
