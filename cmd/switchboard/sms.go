@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/switchboard-health/switchboard/internal/sms"
+	"github.com/switchboard-health/switchboard/internal/deadletter"
 )
 
 // smsCmd is `switchboard sms`.
@@ -40,7 +40,7 @@ func (c *smsSettleCmd) Run(e *env) error {
 		return err
 	}
 	defer pool.Close()
-	job, err := sms.SettleHeld(e.ctx, pool, c.ID, c.Copy, actor())
+	job, err := deadletter.SettleHeldSMS(e.ctx, pool, c.ID, c.Copy, actor())
 	if err != nil {
 		return err
 	}

@@ -163,3 +163,23 @@ func sqlError(op string, err error) error {
 	}
 	return fmt.Errorf("error during dead letter %s: %w", op, err)
 }
+
+// SettleHeldSMS is an operator's decision about an SMS held for an operator
+// (event message.held; dead letter class reconcile_undecided): copy is the
+// provider message id the operator found to be the message's copy — it is
+// adopted and never sent again — or "" when the operator found none at the
+// provider — it is sent. Either way its dead letter is retried (like Retry)
+// and the returned job carries the decision out; the decision is audited.
+// A message that is not held, or a copy that is another message's, is
+// refused and nothing changes (switchboard.sms_settle_held, 00096).
+func SettleHeldSMS(ctx context.Context, pool *pgxpool.Pool, messageID int64, copy, actor string) (int64, error) {
+	p := db.MessageSettleHeldParams{MessageID: messageID, Actor: actor}
+	if copy != "" {
+		p.ProviderMessageID = &copy
+	}
+	job, err := db.New().MessageSettleHeld(ctx, pool, p)
+	if err != nil {
+		return 0, sqlError(fmt.Sprintf("settle message %d", messageID), err)
+	}
+	return job, nil
+}

@@ -72,7 +72,7 @@ func TestHeldMessagesAreSettledByAnOperator(t *testing.T) {
 	ids, sids := holdTwins(t, d)
 	creates := d.sandbox.CreateCalls()
 
-	job, err := sms.SettleHeld(ctx, d.pool, ids[0], sids[0], "oncall@example")
+	job, err := deadletter.SettleHeldSMS(ctx, d.pool, ids[0], sids[0], "oncall@example")
 	require.NoError(t, err)
 	require.Positive(t, job)
 	d.waitJobState(t, ids[0], "completed")
@@ -114,7 +114,7 @@ func TestHeldMessageWithNoCopyIsSentOnce(t *testing.T) {
 	require.NoError(t, err)
 	creates := d.sandbox.CreateCalls()
 
-	_, err = sms.SettleHeld(ctx, d.pool, id, "", "oncall@example")
+	_, err = deadletter.SettleHeldSMS(ctx, d.pool, id, "", "oncall@example")
 	require.NoError(t, err)
 	d.waitJobState(t, id, "completed")
 	require.NotEmpty(t, d.sid(t, id))
@@ -157,7 +157,7 @@ func TestSettleHeldRefusesWhatIsNotHeld(t *testing.T) {
 				require.NoError(t, err)
 				before = count()
 			}
-			_, err := sms.SettleHeld(ctx, d.pool, c.id, c.copy, c.actor)
+			_, err := deadletter.SettleHeldSMS(ctx, d.pool, c.id, c.copy, c.actor)
 			require.ErrorContains(t, err, c.want)
 			require.Equal(t, before, count(), "nothing changed")
 		})
