@@ -167,14 +167,18 @@ func TestConfigErrorsNameEveryVariableAtOnce(t *testing.T) {
 // tested in internal/sms).
 func TestSMSSettleRefusesWhatCannotBeSettled(t *testing.T) {
 	t.Setenv("DATABASE_URL", "")
-	for _, args := range [][]string{
-		{"sms", "settle", "42"},
-		{"sms", "settle", "42", "--copy", "SM1", "--no-copy"},
-		{"sms", "settle", "0", "--no-copy"},
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sms", "settle", "42"}, "exactly one of --copy"},
+		{[]string{"sms", "settle", "42", "--copy", "SM1", "--no-copy"}, "exactly one of --copy"},
+		{[]string{"sms", "settle", "0", "--no-copy"}, "0 is not a message id"},
 	} {
-		_, err := runCLI(t, args...)
+		_, err := runCLI(t, tc.args...)
 		var ue usageError
-		require.ErrorAs(t, err, &ue, args)
+		require.ErrorAs(t, err, &ue, tc.args)
+		require.Contains(t, ue.Error(), tc.want, tc.args)
 	}
 
 	conn, _ := cliDatabase(t)

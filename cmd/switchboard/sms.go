@@ -31,7 +31,10 @@ func (c *smsSettleCmd) Validate() error {
 	if (c.Copy == "") == !c.NoCopy {
 		return errors.New("give exactly one of --copy PROVIDER_MESSAGE_ID or --no-copy")
 	}
-	return positiveIDs(c.ID)
+	if c.ID <= 0 {
+		return fmt.Errorf("%d is not a message id (ids are positive)", c.ID)
+	}
+	return nil
 }
 
 func (c *smsSettleCmd) Run(e *env) error {
