@@ -228,6 +228,11 @@ func TestSendWorker(t *testing.T) {
 		require.NoError(t, b.pool.QueryRow(context.Background(),
 			"SELECT scheduled_at - now() FROM switchboard.river_job WHERE id = (SELECT job_id FROM switchboard.messages WHERE id = $1)", id).Scan(&wait))
 		require.Greater(t, wait, 100*time.Second, "snoozed until Twilio's Retry-After")
+		var reason, dest string
+		require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT metadata->>'hold_reason', metadata->>'hold_destination'
+			FROM switchboard.river_job WHERE id = (SELECT job_id FROM switchboard.messages WHERE id = $1)`, id).Scan(&reason, &dest))
+		require.Equal(t, "throttled", reason, "River UI says why it waits")
+		require.Equal(t, "twilio", dest)
 	})
 
 	t.Run("AmbiguousFailureIsReconciledNotResent", func(t *testing.T) {

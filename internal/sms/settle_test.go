@@ -6,10 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-health/switchboard/internal/deadletter"
 	"github.com/switchboard-health/switchboard/internal/sms"
+	"github.com/switchboard-health/switchboard/jobs"
 )
 
 // holdTwins makes two same-body messages whose copies Twilio created in one
@@ -163,4 +165,28 @@ func TestSettleHeldRefusesWhatIsNotHeld(t *testing.T) {
 		})
 	}
 	require.Equal(t, []string{"held"}, d.outcomes(t, ids[0]))
+}
+
+// An app message inside the recipient's quiet hours is held, and says so
+// where River UI shows it. The window is built around now, so the test
+// holds at any time of day.
+func TestQuietHoursHoldSaysWhy(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UTC()
+	q, err := sms.ParseQuietHours(now.Add(-time.Hour).Format("15:04") + "-" + now.Add(time.Hour).Format("15:04"))
+	require.NoError(t, err)
+	d := newDirect(t, sms.Config{QuietHours: q}, nil)
+	var id int64
+	require.NoError(t, pgx.BeginFunc(context.Background(), d.pool, func(tx pgx.Tx) error {
+		var err error
+		id, err = jobs.SendSMS(context.Background(), tx, jobs.SendSMSParams{IdempotencyKey: "quiet", To: testTo, Body: testBody, TimeZone: "UTC"})
+		return err
+	}))
+	d.start(t)
+	d.waitJobState(t, id, "scheduled")
+	var reason string
+	require.NoError(t, d.pool.QueryRow(context.Background(), `SELECT metadata->>'hold_reason' FROM switchboard.river_job
+		WHERE id = (SELECT job_id FROM switchboard.messages WHERE id = $1)`, id).Scan(&reason))
+	require.Equal(t, "quiet_hours", reason)
+	require.Zero(t, d.sandbox.CreateCalls(), "not sent inside the window")
 }
