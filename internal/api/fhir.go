@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -77,7 +76,7 @@ func (s *Server) handleFHIRNotify(w http.ResponseWriter, r *http.Request) {
 	}
 	src, now := s.cfg.TrustedProxies.sourceKey(r), time.Now()
 	if wait, blocked := s.fhirAuth.blocked(src, now); blocked {
-		w.Header().Set("Retry-After", strconv.Itoa(max(int((wait+time.Second-1)/time.Second), 1)))
+		setRetryAfter(w, wait)
 		http.Error(w, "too many wrong secrets from this address, try again later", http.StatusTooManyRequests)
 		return
 	}

@@ -164,8 +164,7 @@ func (a *operatorAuth) failed(src, user string, now time.Time) {
 
 // tooMany answers 429 with a Retry-After of at least a second.
 func tooMany(w http.ResponseWriter, wait time.Duration) {
-	secs := max(int((wait+time.Second-1)/time.Second), 1)
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	setRetryAfter(w, wait)
 	http.Error(w, "too many failed logins, try again later", http.StatusTooManyRequests)
 }
 

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"net/http"
+	"strconv"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -45,4 +47,10 @@ func (t *failureThrottle) failed(key string, now time.Time) {
 		}
 	}
 	l.AllowN(now, 1)
+}
+
+// setRetryAfter sets a 429's Retry-After to wait, rounded up to whole
+// seconds and at least one.
+func setRetryAfter(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(int((wait+time.Second-1)/time.Second), 1)))
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -182,7 +181,7 @@ func (s *Server) handleAppleHealthSamples(w http.ResponseWriter, r *http.Request
 		// Refused before any database work: a source guessing tokens costs
 		// nothing but this map lookup.
 		uploadAuthFailures.WithLabelValues("throttled").Inc()
-		w.Header().Set("Retry-After", strconv.Itoa(max(int((wait+time.Second-1)/time.Second), 1)))
+		setRetryAfter(w, wait)
 		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many failed uploads from this address, try again later"})
 		return
 	}
