@@ -37,15 +37,9 @@ type FHIRAuthConfig struct {
 }
 
 // throttle is the per-source throttle of failed notification secrets, its
-// memory bounded to 10,000 sources.
+// memory bounded to the default number of sources.
 func (c FHIRAuthConfig) throttle() *failureThrottle {
-	if c.FailuresPerIP <= 0 {
-		c.FailuresPerIP = 20
-	}
-	if c.Refill <= 0 {
-		c.Refill = time.Minute
-	}
-	return newFailureThrottle(c.FailuresPerIP, c.Refill, 10000)
+	return newSourceThrottle(c.FailuresPerIP, c.Refill, 0)
 }
 
 // handleFHIRNotify takes a rest-hook notification: it checks the shared

@@ -25,6 +25,22 @@ func newFailureThrottle(burst int, refill time.Duration, tracked int) *failureTh
 	return &failureThrottle{burst: burst, refill: refill, keys: keys}
 }
 
+// newSourceThrottle is a per-source throttle of failed authentications
+// (Apple Health upload tokens, FHIR notification secrets); zero arguments
+// take the defaults: 20 failures, one more a minute, 10,000 sources.
+func newSourceThrottle(failures int, refill time.Duration, tracked int) *failureThrottle {
+	if failures <= 0 {
+		failures = 20
+	}
+	if refill <= 0 {
+		refill = time.Minute
+	}
+	if tracked <= 0 {
+		tracked = 10000
+	}
+	return newFailureThrottle(failures, refill, tracked)
+}
+
 // blocked reports whether key has used up its failures, and for how long.
 func (t *failureThrottle) blocked(key string, now time.Time) (time.Duration, bool) {
 	l, ok := t.keys.Peek(key)

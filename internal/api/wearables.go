@@ -130,23 +130,9 @@ type UploadAuthConfig struct {
 	Tracked int `env:"APPLE_HEALTH_AUTH_TRACKED, default=10000"`
 }
 
-func (c UploadAuthConfig) withDefaults() UploadAuthConfig {
-	if c.FailuresPerIP <= 0 {
-		c.FailuresPerIP = 20
-	}
-	if c.Refill <= 0 {
-		c.Refill = time.Minute
-	}
-	if c.Tracked <= 0 {
-		c.Tracked = 10000
-	}
-	return c
-}
-
 // throttle is the per-source throttle of failed upload authentications.
 func (c UploadAuthConfig) throttle() *failureThrottle {
-	c = c.withDefaults()
-	return newFailureThrottle(c.FailuresPerIP, c.Refill, c.Tracked)
+	return newSourceThrottle(c.FailuresPerIP, c.Refill, c.Tracked)
 }
 
 var uploadAuthFailures = promauto.NewCounterVec(prometheus.CounterOpts{
