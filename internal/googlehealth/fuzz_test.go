@@ -8,7 +8,7 @@ import (
 
 // FuzzParseNotifications: any Google Health notification body parses to
 // notifications that each name a user and a data type, or is refused; never
-// a panic. Seeds: testdata/fuzz/FuzzParseNotifications.
+// a panic; the accepted operations are UPSERT, DELETE or none. Seeds: testdata/fuzz/FuzzParseNotifications.
 func FuzzParseNotifications(f *testing.F) {
 	f.Add([]byte(`{"data":{"healthUserId":"u1","dataType":"steps"}}`))
 	f.Add([]byte(`[{"data":{"healthUserId":"u1","dataType":"heart-rate"}},{"healthUserId":"u2","dataType":"weight"}]`))
@@ -20,6 +20,14 @@ func FuzzParseNotifications(f *testing.F) {
 		}
 		if len(ns) == 0 {
 			t.Fatal("no error and no notification")
+		}
+		for _, n := range ns {
+			if n.HealthUserID == "" || n.DataType == "" {
+				t.Fatal("a notification without a user or a data type")
+			}
+			if n.Operation != "" && n.Operation != "UPSERT" && n.Operation != "DELETE" {
+				t.Fatal("a notification with an operation other than UPSERT or DELETE")
+			}
 		}
 	})
 }
