@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -133,21 +134,13 @@ type RecordObservationParams struct {
 // naming the field, or ErrIdempotencyConflict when SourceID was used for
 // another patient or kind.
 func RecordObservation(ctx context.Context, tx pgx.Tx, p RecordObservationParams) (int64, error) {
-	source := p.Source
-	if source == "" {
-		source = "app"
-	}
-	var device any
-	if p.DeviceID != 0 {
-		device = p.DeviceID
-	}
 	var id int64
 	if err := propagateTrace(ctx, tx); err != nil {
 		return 0, err
 	}
 	err := tx.QueryRow(ctx, "SELECT switchboard.record_observation($1, $2, $3::numeric, $4, $5, $6, $7, $8, $9, $10)",
 		p.PatientExternalRef, p.Kind, p.Value, p.Unit, nullTime(p.EffectiveStart), nullTime(p.EffectiveEnd),
-		source, nullString(p.SourceID), device, p.UTCOffsetSeconds).Scan(&id)
+		cmp.Or(p.Source, "app"), nullString(p.SourceID), nullID(p.DeviceID), p.UTCOffsetSeconds).Scan(&id)
 	if err != nil {
 		return 0, apiError("switchboard.record_observation", err)
 	}
@@ -176,21 +169,13 @@ type RecordBloodPressureParams struct {
 // 85354-9 panel. It returns the systolic observation's id. Errors as
 // RecordObservation's, naming systolic or diastolic for a bad value.
 func RecordBloodPressure(ctx context.Context, tx pgx.Tx, p RecordBloodPressureParams) (int64, error) {
-	source := p.Source
-	if source == "" {
-		source = "app"
-	}
-	var device any
-	if p.DeviceID != 0 {
-		device = p.DeviceID
-	}
 	if err := propagateTrace(ctx, tx); err != nil {
 		return 0, err
 	}
 	var id int64
 	err := tx.QueryRow(ctx, "SELECT switchboard.record_blood_pressure($1, $2::numeric, $3::numeric, $4, $5, $6, $7, $8, $9)",
 		p.PatientExternalRef, p.Systolic, p.Diastolic, nullTime(p.EffectiveStart), nullTime(p.EffectiveEnd),
-		source, nullString(p.SourceID), device, p.UTCOffsetSeconds).Scan(&id)
+		cmp.Or(p.Source, "app"), nullString(p.SourceID), nullID(p.DeviceID), p.UTCOffsetSeconds).Scan(&id)
 	if err != nil {
 		return 0, apiError("switchboard.record_blood_pressure", err)
 	}

@@ -90,6 +90,14 @@ func nullString(s string) any {
 	return s
 }
 
+// nullID is NULL for 0 (none), else id.
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
 func nullTime(t time.Time) any {
 	if t.IsZero() {
 		return nil
