@@ -266,18 +266,7 @@ func (w *PullWorker) applyOne(ctx context.Context, tx pgx.Tx, ep *Endpoint, r pu
 			break
 		}
 		state = "applied"
-		apply = func() error {
-			for _, o := range obs {
-				refused, err := w.applyObservation(ctx, tx, ep, pid, r.ID, o)
-				if err != nil {
-					return err
-				}
-				if refused != "" {
-					return &refusedError{reason: refused}
-				}
-			}
-			return nil
-		}
+		apply = func() error { return w.applyObservations(ctx, tx, ep, pid, r.ID, obs) }
 	}
 	var rsn *string
 	if reason != "" {
@@ -561,39 +550,47 @@ func readObservation(raw []byte, kinds *obskind.Catalog) ([]pulledObservation, s
 	return []pulledObservation{o}, ""
 }
 
-// applyObservation records a pulled observation with source ehr:<endpoint>
-// (never pushed back) and the UTC offset the EHR wrote through
-// record_observation, in a savepoint. A value record_observation refuses
-// (22023: outside the plausible range, a unit not allowed) is not stored:
-// its reason is returned for the caller to quarantine the resource.
-func (w *PullWorker) applyObservation(ctx context.Context, tx pgx.Tx, ep *Endpoint, patientID int64, resourceID string, o pulledObservation) (string, error) {
+// applyObservations records the observations read from one pulled
+// resource (one, or a blood pressure panel's components) with source
+// ehr:<endpoint> (never pushed back) and the UTC offset the EHR wrote,
+// through record_observation, all or none in one savepoint. A value
+// record_observation refuses (22023: outside the plausible range, a unit
+// not allowed) stores none of them: a *refusedError with its reason is
+// returned for the caller to quarantine the resource, so a panel is never
+// stored as half a reading.
+func (w *PullWorker) applyObservations(ctx context.Context, tx pgx.Tx, ep *Endpoint, patientID int64, resourceID string, obs []pulledObservation) error {
 	p, err := w.q.PatientGet(ctx, tx, patientID)
 	if err != nil {
-		return "", err
-	}
-	var end any
-	if !o.end.IsZero() {
-		end = o.end
-	}
-	sourceID := "Observation/" + resourceID
-	if o.code == LOINCSystolic || o.code == LOINCDiastolic {
-		sourceID += "#" + o.code // a panel's components are one observation each
+		return err
 	}
 	sp, err := tx.Begin(ctx)
 	if err != nil {
-		return "", err
+		return err
 	}
-	var id int64
-	err = sp.QueryRow(ctx, "SELECT switchboard.record_observation($1, $2, $3::numeric, $4, $5, $6, $7, $8, NULL, $9)",
-		p.ExternalRef, o.kind, o.value, o.unit, o.start, end, "ehr:"+ep.Row.Name, sourceID, o.offset).Scan(&id)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "22023" || pgErr.Code == "23505") {
-		// The message names the rule and the kind's range, never the value.
-		return pgErr.Message, sp.Rollback(ctx)
+	for _, o := range obs {
+		var end any
+		if !o.end.IsZero() {
+			end = o.end
+		}
+		sourceID := "Observation/" + resourceID
+		if o.code == LOINCSystolic || o.code == LOINCDiastolic {
+			sourceID += "#" + o.code // a panel's components are one observation each
+		}
+		var id int64
+		err = sp.QueryRow(ctx, "SELECT switchboard.record_observation($1, $2, $3::numeric, $4, $5, $6, $7, $8, NULL, $9)",
+			p.ExternalRef, o.kind, o.value, o.unit, o.start, end, "ehr:"+ep.Row.Name, sourceID, o.offset).Scan(&id)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "22023" || pgErr.Code == "23505") {
+			// The message names the rule and the kind's range, never the value.
+			if err := sp.Rollback(ctx); err != nil {
+				return err
+			}
+			return &refusedError{reason: pgErr.Message}
+		}
+		if err != nil {
+			_ = sp.Rollback(ctx)
+			return fmt.Errorf("error recording pulled observation: %w", err)
+		}
 	}
-	if err != nil {
-		_ = sp.Rollback(ctx)
-		return "", fmt.Errorf("error recording pulled observation: %w", err)
-	}
-	return "", sp.Commit(ctx)
+	return sp.Commit(ctx)
 }

@@ -136,3 +136,24 @@ func TestLocalOffsetsAreKept(t *testing.T) {
 		"Observation/"+west).Scan(&start))
 	require.True(t, start.Equal(time.Date(2025, 1, 15, 7, 0, 0, 0, time.UTC)))
 }
+
+// TestPulledPanelWithARefusedComponentStoresNeitherHalf: a blood pressure
+// panel whose diastolic is implausible is quarantined as one resource — its
+// plausible systolic is not stored alone, as half a reading the event calls
+// rejected.
+func TestPulledPanelWithARefusedComponentStoresNeitherHalf(t *testing.T) {
+	t.Parallel()
+	b, pid, subject := pullFixture(t)
+	id := b.ehrObservation(t, subject, map[string]any{"code": loinc("85354-9"), "effectiveDateTime": "2025-01-15T08:05:00Z",
+		"component": []any{
+			map[string]any{"code": loinc("8480-6"), "valueQuantity": quantity(121, "mm[Hg]")},
+			map[string]any{"code": loinc("8462-4"), "valueQuantity": quantity(999, "mm[Hg]")},
+		}})
+	require.NoError(t, b.runPull(t, "Observation"))
+	require.Empty(t, b.pulledRows(t, pid))
+	var state, reason string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT state, reason FROM switchboard.fhir_inbound
+		WHERE resource_type = 'Observation' AND resource_id = $1`, id).Scan(&state, &reason))
+	require.Equal(t, "quarantined", state)
+	require.Contains(t, reason, "blood_pressure_diastolic")
+}
