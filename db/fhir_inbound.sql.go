@@ -116,6 +116,22 @@ func (q *Queries) FHIRInboundMatchedPatient(ctx context.Context, db DBTX, arg FH
 	return patient_id, err
 }
 
+const fHIRInboundQuarantine = `-- name: FHIRInboundQuarantine :exec
+UPDATE switchboard.fhir_inbound SET state = 'quarantined', reason = $1::text WHERE id = $2
+`
+
+type FHIRInboundQuarantineParams struct {
+	Reason string
+	ID     int64
+}
+
+// A pulled resource whose value record_observation refused: kept, with the
+// reason (which names the rule, never the value).
+func (q *Queries) FHIRInboundQuarantine(ctx context.Context, db DBTX, arg FHIRInboundQuarantineParams) error {
+	_, err := db.Exec(ctx, fHIRInboundQuarantine, arg.Reason, arg.ID)
+	return err
+}
+
 const fHIRPullCursorAdvance = `-- name: FHIRPullCursorAdvance :exec
 INSERT INTO switchboard.fhir_pull_cursors AS c (endpoint_id, resource_type, cursor, last_pull_at)
 VALUES ($1, $2, $3, now())

@@ -6,6 +6,11 @@ VALUES (@endpoint_id, @resource_type, @resource_id, @version_id, sqlc.narg(last_
 ON CONFLICT (endpoint_id, resource_type, resource_id, version_id) DO NOTHING
 RETURNING id;
 
+-- name: FHIRInboundQuarantine :exec
+-- A pulled resource whose value record_observation refused: kept, with the
+-- reason (which names the rule, never the value).
+UPDATE switchboard.fhir_inbound SET state = 'quarantined', reason = @reason::text WHERE id = @id;
+
 -- name: FHIRInboundMatchedPatient :one
 -- The local patient a pulled Patient resource was matched to (by identifier).
 SELECT patient_id::bigint FROM switchboard.fhir_inbound

@@ -296,8 +296,7 @@ func (w *PullWorker) applyOne(ctx context.Context, tx pgx.Tx, ep *Endpoint, r pu
 		if err := apply(); errors.As(err, &re) {
 			// Refused (implausible value, unit not allowed): kept as
 			// quarantined with the reason, announced as rejected.
-			if _, err := tx.Exec(ctx, "UPDATE switchboard.fhir_inbound SET state = 'quarantined', reason = $2 WHERE id = $1",
-				inboundID, re.reason); err != nil {
+			if err := w.q.FHIRInboundQuarantine(ctx, tx, db.FHIRInboundQuarantineParams{ID: inboundID, Reason: re.reason}); err != nil {
 				return fmt.Errorf("error quarantining pulled resource: %w", err)
 			}
 			res.Quarantined++
