@@ -486,13 +486,10 @@ func readObservation(raw []byte, kinds *obskind.Catalog) ([]pulledObservation, s
 	}
 	var base pulledObservation
 	var err error
-	startStr := ""
 	switch {
 	case r.EffectiveDateTime != "":
-		startStr = r.EffectiveDateTime
 		base.start, err = time.Parse(time.RFC3339Nano, r.EffectiveDateTime)
 	case r.EffectivePeriod != nil:
-		startStr = r.EffectivePeriod.Start
 		base.start, err = time.Parse(time.RFC3339Nano, r.EffectivePeriod.Start)
 		if err == nil && r.EffectivePeriod.End != "" {
 			base.end, err = time.Parse(time.RFC3339Nano, r.EffectivePeriod.End)
@@ -503,14 +500,9 @@ func readObservation(raw []byte, kinds *obskind.Catalog) ([]pulledObservation, s
 	if err != nil {
 		return nil, "effective time is not an instant"
 	}
-	if !strings.HasSuffix(startStr, "Z") {
-		_, off := base.start.Zone()
-		o := int32(off)
-		base.offset = &o
-	} else {
-		o := int32(0)
-		base.offset = &o
-	}
+	// The offset the EHR wrote the start in ("Z" parses as offset 0).
+	_, off := base.start.Zone()
+	base.offset = ptr(int32(off))
 	quantity := func(kind, code string, q *pulledQuantity) (pulledObservation, string) {
 		o := base
 		o.kind, o.code = kind, code
