@@ -303,27 +303,10 @@ func (a *API) refuseAccountSwap(ctx context.Context, tx pgx.Tx, patientID int64,
 		return false, nil
 	}
 	accountSwapsRefused.Inc()
-	data, _ := json.Marshal(map[string]any{"connection_id": conn.ID, "provider": conn.Provider, "outcome": "refused"})
-	if err := s.q.WearableEmitEvent(ctx, tx, db.WearableEmitEventParams{
-		Kind: "device.account_mismatch", Subject: "patient/" + strconv.FormatInt(conn.PatientID, 10), Data: data,
-	}); err != nil {
-		return false, fmt.Errorf("error emitting event: %w", err)
-	}
-	contact, err := s.q.PatientContact(ctx, tx, conn.PatientID)
-	if err != nil {
-		return false, fmt.Errorf("error loading patient contact: %w", err)
-	}
-	if contact.PhoneE164 == nil || contact.OptedOut {
-		s.logger.InfoContext(ctx, "no account mismatch sms: no phone or opted out", slog.Int64("connection_id", conn.ID))
-		return true, nil
-	}
-	if _, err := jobs.SendSMS(ctx, tx, jobs.SendSMSParams{
-		IdempotencyKey: "wearables-account-mismatch-" + hex.EncodeToString(stateHash[:12]),
-		To:             *contact.PhoneE164,
-		Body:           s.cfg.AccountMismatchSMSText,
-		PatientRef:     contact.ExternalRef,
-	}); err != nil {
-		return false, fmt.Errorf("error enqueueing account mismatch sms: %w", err)
+	if err := s.tellPatient(ctx, tx, conn, "device.account_mismatch", map[string]any{"outcome": "refused"},
+		"wearables-account-mismatch-"+hex.EncodeToString(stateHash[:12]),
+		func(db.PatientContactRow) (string, error) { return s.cfg.AccountMismatchSMSText, nil }); err != nil {
+		return false, err
 	}
 	return true, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -163,9 +164,36 @@ func (s *Service) needsReauth(ctx context.Context, tx pgx.Tx, conn db.Switchboar
 	if err := s.q.ConnectionNeedsReauth(ctx, tx, db.ConnectionNeedsReauthParams{ID: conn.ID, Reason: &reason}); err != nil {
 		return fmt.Errorf("error marking connection needs_reauth: %w", err)
 	}
-	data, _ := json.Marshal(map[string]any{"connection_id": conn.ID, "provider": conn.Provider, "reason": reason})
+	return s.tellPatient(ctx, tx, conn, "device.needs_reauth", map[string]any{"reason": reason},
+		fmt.Sprintf("wearables-reauth-%d-%d", conn.ID, conn.ReauthCount+1),
+		func(contact db.PatientContactRow) (string, error) {
+			body := s.cfg.ReauthSMSText
+			if !strings.Contains(body, "{link}") {
+				return body, nil
+			}
+			link, err := s.q.ConnectLinkIssue(ctx, tx, db.ConnectLinkIssueParams{
+				PatientExternalRef: contact.ExternalRef,
+				Ttl:                pgtype.Interval{Microseconds: s.cfg.ReauthLinkTTL.Microseconds(), Valid: true},
+			})
+			if err != nil {
+				return "", fmt.Errorf("error issuing connect link: %w", err)
+			}
+			return strings.ReplaceAll(body, "{link}", s.cfg.PublicBaseURL+"/oauth/google-health/start?link="+link), nil
+		})
+}
+
+// tellPatient writes an event of kind about conn (its data: connection_id,
+// provider and extra) and, unless the patient has no phone or their number
+// opted out, enqueues an SMS through the outbox under idempotencyKey. body
+// is called only when an SMS goes out (it may issue a link). The caller
+// holds the connection's row lock.
+func (s *Service) tellPatient(ctx context.Context, tx pgx.Tx, conn db.SwitchboardDeviceConnection, kind string, extra map[string]any,
+	idempotencyKey string, body func(db.PatientContactRow) (string, error)) error {
+	data := map[string]any{"connection_id": conn.ID, "provider": conn.Provider}
+	maps.Copy(data, extra)
+	raw, _ := json.Marshal(data)
 	if err := s.q.WearableEmitEvent(ctx, tx, db.WearableEmitEventParams{
-		Kind: "device.needs_reauth", Subject: "patient/" + strconv.FormatInt(conn.PatientID, 10), Data: data,
+		Kind: kind, Subject: "patient/" + strconv.FormatInt(conn.PatientID, 10), Data: raw,
 	}); err != nil {
 		return fmt.Errorf("error emitting event: %w", err)
 	}
@@ -174,27 +202,20 @@ func (s *Service) needsReauth(ctx context.Context, tx pgx.Tx, conn db.Switchboar
 		return fmt.Errorf("error loading patient contact: %w", err)
 	}
 	if contact.PhoneE164 == nil || contact.OptedOut {
-		s.logger.InfoContext(ctx, "no re-connect sms: no phone or opted out", slog.Int64("connection_id", conn.ID))
+		s.logger.InfoContext(ctx, "no sms for "+kind+": no phone or opted out", slog.Int64("connection_id", conn.ID))
 		return nil
 	}
-	body := s.cfg.ReauthSMSText
-	if strings.Contains(body, "{link}") {
-		link, err := s.q.ConnectLinkIssue(ctx, tx, db.ConnectLinkIssueParams{
-			PatientExternalRef: contact.ExternalRef,
-			Ttl:                pgtype.Interval{Microseconds: s.cfg.ReauthLinkTTL.Microseconds(), Valid: true},
-		})
-		if err != nil {
-			return fmt.Errorf("error issuing connect link: %w", err)
-		}
-		body = strings.ReplaceAll(body, "{link}", s.cfg.PublicBaseURL+"/oauth/google-health/start?link="+link)
+	text, err := body(contact)
+	if err != nil {
+		return err
 	}
 	if _, err := jobs.SendSMS(ctx, tx, jobs.SendSMSParams{
-		IdempotencyKey: fmt.Sprintf("wearables-reauth-%d-%d", conn.ID, conn.ReauthCount+1),
+		IdempotencyKey: idempotencyKey,
 		To:             *contact.PhoneE164,
-		Body:           body,
+		Body:           text,
 		PatientRef:     contact.ExternalRef,
 	}); err != nil {
-		return fmt.Errorf("error enqueueing re-connect sms: %w", err)
+		return fmt.Errorf("error enqueueing %s sms: %w", kind, err)
 	}
 	return nil
 }
