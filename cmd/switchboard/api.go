@@ -111,7 +111,7 @@ func (apiCmd) Run(e *env) error {
 // newInsertClient is an insert-only River client: the api enqueues webhook
 // processing and serves River UI, it works no jobs.
 func newInsertClient(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
-	return river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: worker.Schema, Middleware: telemetry.InsertMiddleware()})
+	return river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: worker.Schema, Middleware: telemetry.RiverMiddleware()})
 }
 
 func newAPIServer(cfg api.Config, pool *pgxpool.Pool, logger *slog.Logger) (*api.Server, error) {

@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -153,21 +154,12 @@ func (s redactedSpan) Attributes() []attribute.KeyValue {
 		switch {
 		case kv.Key == "url.query":
 			kv = attribute.String("url.query", "redacted")
-		case containsKey(urlKeys, kv.Key):
+		case slices.Contains(urlKeys, kv.Key):
 			kv = attribute.String(string(kv.Key), StripQuery(kv.Value.AsString()))
 		}
 		out[i] = kv
 	}
 	return out
-}
-
-func containsKey(keys []attribute.Key, k attribute.Key) bool {
-	for _, x := range keys {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 // StripQuery drops the query and fragment of a URL (or request target).
@@ -202,24 +194,18 @@ func Handler(h http.Handler) http.Handler {
 // arguments (otelpgx records arguments only when asked to).
 func PgxTracer() pgx.QueryTracer { return otelpgx.NewTracer(otelpgx.WithTrimSQLInSpanName()) }
 
-// RiverMiddleware is the worker's and the api's River middleware: the job's
+// RiverMiddleware is the River middleware of the worker and of the api's
+// insert-only client when tracing is on (none otherwise): the job's
 // traceparent becomes the work span's parent (parentFromMetadata), then
 // otelriver records the work span and injects trace context on insert.
 func RiverMiddleware() []rivertype.Middleware {
+	if !Enabled() {
+		return nil
+	}
 	return []rivertype.Middleware{
 		&parentFromMetadata{},
 		otelriver.NewMiddleware(&otelriver.MiddlewareConfig{EnableTracePropagation: true, EnableWorkSpanJobKindSuffix: true}),
 	}
-}
-
-// InsertMiddleware is the middleware of an insert-only River client (the
-// api's): trace context into the metadata of the jobs it inserts, when
-// tracing is on.
-func InsertMiddleware() []rivertype.Middleware {
-	if !Enabled() {
-		return nil
-	}
-	return RiverMiddleware()
 }
 
 // parentFromMetadata puts the job's traceparent into the work context as a

@@ -177,11 +177,7 @@ func NewClient(cfg Config, pool *pgxpool.Pool, workers *river.Workers, periodic 
 
 // middleware is every job's middleware: ours, then tracing when it is on.
 func middleware() []rivertype.Middleware {
-	mw := []rivertype.Middleware{&jobMiddleware{}}
-	if telemetry.Enabled() {
-		mw = append(mw, telemetry.RiverMiddleware()...)
-	}
-	return mw
+	return append([]rivertype.Middleware{&jobMiddleware{}}, telemetry.RiverMiddleware()...)
 }
 
 // QueueNames lists the configured queues, sorted.
