@@ -99,14 +99,21 @@ func (s *Server) handleGoogleHealthStart(w http.ResponseWriter, r *http.Request)
 		page(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a few minutes.")
 		return
 	}
-	name := s.cfg.Wearables.BrowserCookieName()
-	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: cookie, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
-		Secure: strings.HasPrefix(name, "__Host-"), MaxAge: 3600,
-	})
+	s.setBrowserCookie(w, cookie, 3600)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, u, http.StatusSeeOther)
+}
+
+// setBrowserCookie sets (maxAge > 0) or clears (maxAge < 0) the cookie
+// binding a consent to its browser: HttpOnly, SameSite=Lax so Google's
+// redirect back carries it, Secure for a __Host- name.
+func (s *Server) setBrowserCookie(w http.ResponseWriter, value string, maxAge int) {
+	name := s.cfg.Wearables.BrowserCookieName()
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: strings.HasPrefix(name, "__Host-"), MaxAge: maxAge,
+	})
 }
 
 // handleGoogleHealthCallback completes the consent.
@@ -123,9 +130,7 @@ func (s *Server) handleGoogleHealthCallback(w http.ResponseWriter, r *http.Reque
 	id, err := s.cfg.Wearables.Callback(r.Context(), s.client, q.Get("state"), q.Get("code"), q.Get("error"), browser)
 	if !errors.Is(err, wearables.ErrBrowser) {
 		// The cookie served its one purpose.
-		name := s.cfg.Wearables.BrowserCookieName()
-		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
-			Secure: strings.HasPrefix(name, "__Host-"), MaxAge: -1})
+		s.setBrowserCookie(w, "", -1)
 	}
 	log := s.logger.With(slog.String("vendor", "google_health"))
 	switch {
