@@ -97,6 +97,8 @@ type dlqRetryCmd struct {
 	Kind  string  `help:"Bulk: every open dead letter of this job kind."`
 	Class string  `help:"Bulk: only this class (${dlq_classes}); after an outage: unavailable or retries_exhausted."`
 	Since string  `help:"Bulk: only dead letters created since T: RFC 3339 or a duration back from now (90m)."`
+
+	from time.Time // Since as parsed by Validate
 }
 
 func (c *dlqRetryCmd) Validate() error {
@@ -111,7 +113,8 @@ func (c *dlqRetryCmd) Validate() error {
 		return fmt.Errorf("--class %q is not a dead-letter class; classes: %s", c.Class, strings.Join(deadletter.Classes(), ", "))
 	}
 	if c.Since != "" {
-		if _, err := parseSince(c.Since, time.Now()); err != nil {
+		var err error
+		if c.from, err = parseSince(c.Since, time.Now()); err != nil {
 			return err
 		}
 	}
@@ -138,13 +141,7 @@ func (c *dlqRetryCmd) Run(e *env) error {
 	if err := checkKind(e, pool, c.Kind); err != nil {
 		return err
 	}
-	var from time.Time
-	if c.Since != "" {
-		if from, err = parseSince(c.Since, time.Now()); err != nil {
-			return err
-		}
-	}
-	n, err := deadletter.RetryWhere(e.ctx, pool, deadletter.Filter{Kind: c.Kind, Class: c.Class, Since: from}, who)
+	n, err := deadletter.RetryWhere(e.ctx, pool, deadletter.Filter{Kind: c.Kind, Class: c.Class, Since: c.from}, who)
 	if err != nil {
 		return err
 	}
