@@ -90,17 +90,26 @@ func (i Identifier) Search() string {
 // identifierValueOf is the identifier value of an app reference. A "|" is
 // percent-encoded ("%" too, then): FHIR's escape for it in a search (\|)
 // is not honoured by every server (Medplum splits on it), and a
-// conditional create that cannot match creates a duplicate.
+// conditional create that cannot match creates a duplicate. A reference
+// that already holds "%7C" or "%25" is encoded as well, so no two
+// references share a value ("a|b" and "a%7Cb" would otherwise both be
+// "a%7Cb": one patient's record written into the other's) and
+// externalRefOf reverses every value; any other reference is its own value.
 func identifierValueOf(ref string) string {
-	if !strings.Contains(ref, "|") {
+	if !needsEncoding(ref) {
 		return ref
 	}
 	return strings.NewReplacer("%", "%25", "|", "%7C").Replace(ref)
 }
 
-// externalRefOf reverses identifierValueOf.
+func needsEncoding(s string) bool {
+	return strings.Contains(s, "|") || strings.Contains(s, "%7C") || strings.Contains(s, "%25")
+}
+
+// externalRefOf reverses identifierValueOf: a value holding "%7C" or "%25"
+// (and no "|") was encoded.
 func externalRefOf(value string) string {
-	if strings.Contains(value, "|") || !strings.Contains(value, "%7C") {
+	if strings.Contains(value, "|") || !needsEncoding(value) {
 		return value
 	}
 	return strings.NewReplacer("%7C", "|", "%25", "%").Replace(value)
