@@ -116,9 +116,15 @@ func New(cfg Config, pool *pgxpool.Pool, client *river.Client[pgx.Tx], logger *s
 		fhirAuth:        cfg.FHIRAuth.throttle(),
 		riverUI:         ui,
 	}
-	s.handler = s.routes()
+	mux := s.routes()
+	s.handler = mux
 	if telemetry.Enabled() {
-		s.handler = telemetry.MessageTrace(telemetry.Handler(s.handler), s.sendTrace)
+		s.handler = telemetry.Handler(mux, func(r *http.Request) bool {
+			// Webhook routes make their own server span, once verified.
+			h, _ := mux.Handler(r)
+			_, ok := h.(webhookEndpoint)
+			return ok
+		})
 	}
 
 	if cfg.TwilioAuthToken == "" {
@@ -130,7 +136,7 @@ func New(cfg Config, pool *pgxpool.Pool, client *river.Client[pgx.Tx], logger *s
 	return s, nil
 }
 
-func (s *Server) routes() http.Handler {
+func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 
 	probes := httpserver.Probes(s.pool)
@@ -169,7 +175,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // sendTrace is the traceparent the send job of a message carries, so a
 // vendor's status webhook joins the trace that sent it; "" once River has
-// cleaned the job.
+// cleaned the job. Only a verified webhook calls it (webhookEndpoint).
 func (s *Server) sendTrace(ctx context.Context, messageID int64) (string, error) {
 	var tp *string
 	err := s.pool.QueryRow(ctx, `SELECT j.metadata->>'traceparent' FROM switchboard.messages m

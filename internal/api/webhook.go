@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/telemetry"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -59,23 +60,46 @@ func (s *Server) webhookHandler(route webhookRoute) http.Handler {
 	for _, res := range allResults {
 		webhooksTotal.WithLabelValues(route.provider, route.route, res)
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		result, status := s.handleWebhook(w, r, route)
-		webhooksTotal.WithLabelValues(route.provider, route.route, result).Inc()
-		if status == http.StatusOK {
-			if route.ok != nil {
-				route.ok(w)
-				return
-			}
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		http.Error(w, http.StatusText(status), status)
-	})
+	return webhookEndpoint{s: s, route: route}
 }
 
-// handleWebhook returns the metric result and the status to answer.
-func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request, route webhookRoute) (string, int) {
+// webhookEndpoint serves one webhook route. It makes its own server span
+// (telemetry.Handler leaves it alone): the span's parent may be the trace of
+// the message the URL names, read from the database, and only a webhook whose
+// signature is verified may make the api read it; an unauthenticated caller
+// must not be able to make the api query the database at will.
+type webhookEndpoint struct {
+	s     *Server
+	route webhookRoute
+}
+
+func (e webhookEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ev, body, result, status := e.s.verifyWebhook(w, r, e.route)
+	if telemetry.Enabled() {
+		ctx, span := telemetry.StartWebhookSpan(r, start, status == http.StatusOK, e.s.sendTrace)
+		defer func() { telemetry.EndWebhookSpan(span, status) }()
+		r = r.WithContext(ctx)
+	}
+	if status == http.StatusOK {
+		result, status = e.s.saveWebhook(r.Context(), e.route, ev, body)
+	}
+	webhooksTotal.WithLabelValues(e.route.provider, e.route.route, result).Inc()
+	if status != http.StatusOK {
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	if e.route.ok != nil {
+		e.route.ok(w)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// verifyWebhook reads the body and verifies and parses it with route.parse.
+// It returns the event and 200 when the webhook is verified, or the metric
+// result and the status to answer; it never touches the database.
+func (s *Server) verifyWebhook(w http.ResponseWriter, r *http.Request, route webhookRoute) (inboundEvent, []byte, string, int) {
 	ctx := r.Context()
 	log := s.logger.With(slog.String("vendor", route.provider), slog.String("route", route.route))
 
@@ -84,28 +108,34 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request, route web
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			log.WarnContext(ctx, "webhook body over the limit", slog.Int64("limit_bytes", tooLarge.Limit))
-			return resultTooLarge, http.StatusRequestEntityTooLarge
+			return inboundEvent{}, nil, resultTooLarge, http.StatusRequestEntityTooLarge
 		}
 		log.InfoContext(ctx, "error reading webhook body", slog.Any("error", err))
-		return resultMalformed, http.StatusBadRequest
+		return inboundEvent{}, nil, resultMalformed, http.StatusBadRequest
 	}
 
 	ev, err := route.parse(r, body)
 	switch {
 	case errors.Is(err, errBadSignature):
 		log.WarnContext(ctx, "webhook rejected", slog.Any("error", err))
-		return resultBadSignature, http.StatusForbidden
+		return inboundEvent{}, nil, resultBadSignature, http.StatusForbidden
 	case errors.Is(err, errMalformed):
 		log.WarnContext(ctx, "webhook rejected", slog.Any("error", err))
-		return resultMalformed, http.StatusBadRequest
+		return inboundEvent{}, nil, resultMalformed, http.StatusBadRequest
 	case errors.Is(err, errUnconfigured):
 		log.ErrorContext(ctx, "webhook received but the provider is not configured")
-		return resultError, http.StatusServiceUnavailable
+		return inboundEvent{}, nil, resultError, http.StatusServiceUnavailable
 	case err != nil:
 		log.ErrorContext(ctx, "error parsing webhook", slog.Any("error", err))
-		return resultError, http.StatusInternalServerError
+		return inboundEvent{}, nil, resultError, http.StatusInternalServerError
 	}
+	return ev, body, "", http.StatusOK
+}
 
+// saveWebhook stores a verified webhook and returns the metric result and
+// the status to answer.
+func (s *Server) saveWebhook(ctx context.Context, route webhookRoute, ev inboundEvent, body []byte) (string, int) {
+	log := s.logger.With(slog.String("vendor", route.provider), slog.String("route", route.route))
 	id, inserted, err := s.storeWebhook(ctx, route.provider, ev, body)
 	if err != nil {
 		log.ErrorContext(ctx, "error storing webhook", slog.Any("error", err))

@@ -19,10 +19,11 @@
 //     (Transport) share the app's trace id; River's own middleware
 //     (otelriver) adds the work span and injects the context into jobs the
 //     api inserts.
-//   - Vendor webhooks carry ?m=<message id> on their URL; the api takes the
-//     trace of that message's send job as the parent of the webhook's server
-//     span (MessageTrace), and the inbox job it inserts carries it on to the
-//     event.
+//   - Vendor webhooks carry ?m=<message id> on their URL; once a webhook's
+//     signature is verified, the api takes the trace of that message's send
+//     job as the parent of the webhook's server span (StartWebhookSpan), and
+//     the inbox job it inserts carries it on to the event. An unverified
+//     webhook's ?m= is never looked up.
 //
 // No PHI reaches a span: Switchboard's own spans carry ids, kinds and
 // states; URL attributes lose their query string (Twilio's list filters by
@@ -41,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
@@ -50,6 +52,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -178,16 +181,17 @@ func Transport(rt http.RoundTripper) http.RoundTripper {
 	}))
 }
 
-// Handler wraps the api's handler so each request is a server span; a
-// remote parent already in the request's context (MessageTrace) is kept
-// when the request carries no traceparent header.
-func Handler(h http.Handler) http.Handler {
-	// The provider is named: otelhttp would otherwise take it from the
-	// span in the request's context, and MessageTrace's remote parent is
-	// a non-recording span of the no-op provider.
-	return otelhttp.NewHandler(h, "api", otelhttp.WithTracerProvider(otel.GetTracerProvider()), otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-		return r.Method + " " + r.URL.Path
-	}))
+// Handler wraps the api's handler so each request is a server span, except
+// those own reports: their handler starts its span itself (StartWebhookSpan).
+func Handler(h http.Handler, own func(*http.Request) bool) http.Handler {
+	opts := []otelhttp.Option{
+		otelhttp.WithTracerProvider(otel.GetTracerProvider()),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }),
+	}
+	if own != nil {
+		opts = append(opts, otelhttp.WithFilter(func(r *http.Request) bool { return !own(r) }))
+	}
+	return otelhttp.NewHandler(h, "api", opts...)
 }
 
 // PgxTracer is the pgx tracer for SQL spans: statement text only, never
@@ -263,24 +267,44 @@ func PropagateTx(ctx context.Context, tx pgx.Tx) error {
 	return err
 }
 
-// MessageTrace is api middleware for vendor webhooks: when tracing is on and
-// the URL names a message (?m=<id>), the trace of that message's send job
-// becomes the parent of the request's server span. lookup returns the job's
-// traceparent ("" when unknown, e.g. after River cleaned the job).
-func MessageTrace(next http.Handler, lookup func(ctx context.Context, messageID int64) (string, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if Enabled() && r.Header.Get("traceparent") == "" {
-			if id, ok := messageID(r.URL); ok {
-				if tp, err := lookup(r.Context(), id); err == nil {
-					if sc := ParseTraceparent(tp); sc.IsValid() {
-						r = r.WithContext(trace.ContextWithRemoteSpanContext(r.Context(), sc))
-					}
+// StartWebhookSpan starts the server span of a vendor webhook that arrived at
+// start and has been checked: verified says whether its signature holds.
+// The span's parent is the request's traceparent header when it carries a
+// valid one; otherwise, for a verified webhook whose URL names a message
+// (?m=<id>), the trace of that message's send job, which lookup returns
+// ("" when unknown, e.g. after River cleaned the job). lookup reads the
+// database: it is never called for an unverified webhook, so an
+// unauthenticated caller cannot make the api query at will. End the span
+// with EndWebhookSpan.
+func StartWebhookSpan(r *http.Request, start time.Time, verified bool, lookup func(ctx context.Context, messageID int64) (string, error)) (context.Context, trace.Span) {
+	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	if verified && !trace.SpanContextFromContext(ctx).IsValid() {
+		if id, ok := messageID(r.URL); ok {
+			if tp, err := lookup(ctx, id); err == nil {
+				if sc := ParseTraceparent(tp); sc.IsValid() {
+					ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 				}
 			}
 		}
-		next.ServeHTTP(w, r)
-	})
+	}
+	return otel.GetTracerProvider().Tracer(tracerName).Start(ctx, r.Method+" "+r.URL.Path,
+		trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithTimestamp(start),
+		trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path)))
 }
+
+// EndWebhookSpan records the status answered and ends a span from
+// StartWebhookSpan; a 5xx marks it failed, as otelhttp does.
+func EndWebhookSpan(span trace.Span, status int) {
+	span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+	if status >= http.StatusInternalServerError {
+		span.SetStatus(codes.Error, http.StatusText(status))
+	}
+	span.End()
+}
+
+// tracerName names Switchboard's own spans' instrumentation scope.
+const tracerName = "github.com/switchboard-health/switchboard/internal/telemetry"
 
 func messageID(u *url.URL) (int64, bool) {
 	m := u.Query().Get("m")

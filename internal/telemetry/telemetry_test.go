@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -27,15 +28,13 @@ func TestWebhookJoinsTheMessagesTrace(t *testing.T) {
 	_, parent := tp.Tracer("t").Start(context.Background(), "send")
 	parent.End()
 	tpHeader := telemetry.Traceparent(trace.ContextWithSpan(context.Background(), parent))
-	var gotTrace trace.TraceID
-	h := telemetry.MessageTrace(telemetry.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gotTrace = trace.SpanContextFromContext(r.Context()).TraceID()
-	})), func(_ context.Context, id int64) (string, error) {
+	r := httptest.NewRequest(http.MethodPost, "/webhooks/twilio/status?m=42&To=%2B14155550123", nil)
+	ctx, span := telemetry.StartWebhookSpan(r, time.Now(), true, func(_ context.Context, id int64) (string, error) {
 		require.Equal(t, int64(42), id)
 		return tpHeader, nil
 	})
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/webhooks/twilio/status?m=42&To=%2B14155550123", nil))
-	require.Equal(t, parent.SpanContext().TraceID(), gotTrace)
+	require.Equal(t, parent.SpanContext().TraceID(), trace.SpanContextFromContext(ctx).TraceID())
+	telemetry.EndWebhookSpan(span, http.StatusOK)
 	var server sdktrace.ReadOnlySpan
 	for _, s := range rec.Ended() {
 		if s.Name() == "POST /webhooks/twilio/status" {
@@ -44,6 +43,7 @@ func TestWebhookJoinsTheMessagesTrace(t *testing.T) {
 	}
 	require.NotNil(t, server, "spans: %v", rec.Ended())
 	require.Equal(t, parent.SpanContext().TraceID(), server.SpanContext().TraceID())
+	require.Equal(t, trace.SpanKindServer, server.SpanKind())
 	for _, kv := range server.Attributes() {
 		require.NotContains(t, kv.Value.Emit(), "4155550123", kv.Key)
 	}
@@ -85,14 +85,25 @@ func TestVendorCallSpansHoldNoPhoneNumbers(t *testing.T) {
 }
 
 // TestWebhookWithoutAMessageIDLooksNothingUp: only a whole positive id in
-// ?m= names a message.
+// ?m= names a message, only a verified webhook looks it up, and a
+// traceparent header wins.
 func TestWebhookWithoutAMessageIDLooksNothingUp(t *testing.T) {
 	install(t)
-	for _, target := range []string{"/webhooks/twilio/status", "/webhooks/twilio/status?m=42abc", "/webhooks/twilio/status?m=-1"} {
-		h := telemetry.MessageTrace(http.NotFoundHandler(), func(context.Context, int64) (string, error) {
+	noLookup := func(target string) func(context.Context, int64) (string, error) {
+		return func(context.Context, int64) (string, error) {
 			t.Fatalf("looked up a message for %s", target)
 			return "", nil
-		})
-		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, target, nil))
+		}
 	}
+	for _, target := range []string{"/webhooks/twilio/status", "/webhooks/twilio/status?m=42abc", "/webhooks/twilio/status?m=-1"} {
+		_, span := telemetry.StartWebhookSpan(httptest.NewRequest(http.MethodPost, target, nil), time.Now(), true, noLookup(target))
+		span.End()
+	}
+	_, span := telemetry.StartWebhookSpan(httptest.NewRequest(http.MethodPost, "/webhooks/twilio/status?m=42", nil), time.Now(), false, noLookup("an unverified webhook"))
+	span.End()
+	r := httptest.NewRequest(http.MethodPost, "/webhooks/twilio/status?m=42", nil)
+	r.Header.Set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	ctx, span := telemetry.StartWebhookSpan(r, time.Now(), true, noLookup("a request with a traceparent header"))
+	span.End()
+	require.Equal(t, "0af7651916cd43dd8448eb211c80319c", trace.SpanContextFromContext(ctx).TraceID().String())
 }
