@@ -162,6 +162,31 @@ func TestConfigErrorsNameEveryVariableAtOnce(t *testing.T) {
 	require.NotContains(t, ue.Error(), "DBMaxConns")
 }
 
+// A bad DATABASE_POOL_MODE is a configuration error reported with the
+// others, by name, before anything connects (the port in DATABASE_URL
+// answers nothing: a connection attempt would be a different error). It
+// used to surface only when the pool opened, after every other variable had
+// been accepted, and not as a usage error.
+func TestBadPoolModeIsReportedWithTheOtherConfigurationErrors(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://127.0.0.1:1/none")
+	t.Setenv("DATABASE_POOL_MODE", "statement")
+	t.Setenv("PUBLIC_BASE_URL", "https://switchboard.example")
+	t.Setenv("LOG_LEVEL", "info")
+	for _, args := range [][]string{{"api"}, {"worker"}, {"migrate", "up"}, {"migrate", "status"}, {"dlq", "list"}} {
+		_, err := runCLI(t, args...)
+		var ue usageError
+		require.ErrorAs(t, err, &ue, args)
+		require.Contains(t, ue.Error(), `DATABASE_POOL_MODE: must be "session" or "transaction", not "statement"`, args)
+	}
+
+	t.Setenv("API_DB_MAX_CONNS", "lots")
+	_, err := runCLI(t, "api")
+	var ue usageError
+	require.ErrorAs(t, err, &ue)
+	require.Contains(t, ue.Error(), "DATABASE_POOL_MODE:")
+	require.Contains(t, ue.Error(), "API_DB_MAX_CONNS:", "reported together")
+}
+
 // `sms settle` takes exactly one decision, and a message that is not held
 // is refused with a non-zero exit, changing nothing (the settling itself is
 // tested in internal/sms).

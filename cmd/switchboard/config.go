@@ -22,8 +22,9 @@ import (
 type base struct {
 	DatabaseURL string `env:"DATABASE_URL"`
 	// PoolMode is "transaction" behind PgBouncer's transaction pooling
-	// (see internal/database.PoolTransaction).
-	PoolMode string `env:"DATABASE_POOL_MODE, default=session"`
+	// (see internal/database.PoolTransaction); any value but "session" or
+	// "transaction" is a configuration error (database.PoolMode.EnvDecode).
+	PoolMode database.PoolMode `env:"DATABASE_POOL_MODE, default=session"`
 	Log      logging.Config
 
 	waitForServer time.Duration // set by openServicePool
@@ -31,12 +32,12 @@ type base struct {
 
 // database is the connection configuration every command shares.
 func (b base) database() database.Config {
-	return database.Config{URL: b.DatabaseURL, PoolMode: database.PoolMode(b.PoolMode), WaitForServer: b.waitForServer}
+	return database.Config{URL: b.DatabaseURL, PoolMode: b.PoolMode, WaitForServer: b.waitForServer}
 }
 
 // pollOnly reports whether River must poll instead of LISTENing: LISTEN
 // needs a session of its own, which a transaction pooler does not keep.
-func (b base) pollOnly() bool { return database.PoolMode(b.PoolMode) == database.PoolTransaction }
+func (b base) pollOnly() bool { return b.PoolMode == database.PoolTransaction }
 
 // load reads the environment into each of targets, reporting every bad or
 // missing variable by name at once (internal/envvars).

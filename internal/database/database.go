@@ -57,13 +57,33 @@ const (
 
 // ParsePoolMode reads DATABASE_POOL_MODE; empty is PoolSession.
 func ParsePoolMode(s string) (PoolMode, error) {
+	m, err := parsePoolMode(s)
+	if err != nil {
+		return "", fmt.Errorf("DATABASE_POOL_MODE %w", err)
+	}
+	return m, nil
+}
+
+func parsePoolMode(s string) (PoolMode, error) {
 	switch PoolMode(s) {
 	case "", PoolSession:
 		return PoolSession, nil
 	case PoolTransaction:
 		return PoolTransaction, nil
 	}
-	return "", fmt.Errorf("DATABASE_POOL_MODE must be %q or %q, not %q", PoolSession, PoolTransaction, s)
+	return "", fmt.Errorf("must be %q or %q, not %q", PoolSession, PoolTransaction, s)
+}
+
+// EnvDecode implements envconfig.Decoder: a bad DATABASE_POOL_MODE is
+// reported by name with the other configuration errors when a command
+// reads its environment, before anything connects.
+func (m *PoolMode) EnvDecode(val string) error {
+	p, err := parsePoolMode(val)
+	if err != nil {
+		return err
+	}
+	*m = p
+	return nil
 }
 
 // parse parses cfg.URL and adapts it to the pool mode.
