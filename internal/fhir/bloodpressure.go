@@ -44,6 +44,10 @@ import (
 type observationPush struct {
 	anchor db.Observation
 	build  func(MapOptions) ([]byte, error)
+	// link is the anchor's link on the endpoint when panelAnchor read it
+	// choosing the anchor (under the reading's lock: pushObservation); nil
+	// when not read yet.
+	link *knownLink
 }
 
 // IncompleteReadingError: one half of a blood pressure reading is there,
@@ -90,11 +94,11 @@ func (w *PushWorker) observationToPush(ctx context.Context, endpoint int64, o db
 		if o.Kind == "blood_pressure_diastolic" {
 			sys, dia = other, o
 		}
-		anchor, err := w.panelAnchor(ctx, endpoint, sys, dia)
+		anchor, link, err := w.panelAnchor(ctx, endpoint, sys, dia)
 		if err != nil {
 			return observationPush{}, err
 		}
-		return observationPush{anchor: anchor, build: func(opts MapOptions) ([]byte, error) {
+		return observationPush{anchor: anchor, link: &link, build: func(opts MapOptions) ([]byte, error) {
 			return mapBloodPressure(anchor.ID, sys, dia, kinds, opts)
 		}}, nil
 	}
@@ -161,24 +165,25 @@ func (w *PushWorker) wearablePartner(ctx context.Context, o db.Observation) (db.
 
 // panelAnchor is the half whose identifier and fhir_links row a wearable
 // reading's panel carries on endpoint: the systolic, unless only the
-// diastolic is linked there already.
-func (w *PushWorker) panelAnchor(ctx context.Context, endpoint int64, sys, dia db.Observation) (db.Observation, error) {
-	linked := func(o db.Observation) (bool, error) {
-		_, err := w.q.FHIRLinkGet(ctx, w.deps.Pool, db.FHIRLinkGetParams{EndpointID: endpoint, Entity: jobs.FHIREntityObservation, EntityID: o.ID})
+// diastolic is linked there already. It returns the anchor's link as read,
+// for the write.
+func (w *PushWorker) panelAnchor(ctx context.Context, endpoint int64, sys, dia db.Observation) (db.Observation, knownLink, error) {
+	linked := func(o db.Observation) (knownLink, error) {
+		l, err := w.q.FHIRLinkGet(ctx, w.deps.Pool, db.FHIRLinkGetParams{EndpointID: endpoint, Entity: jobs.FHIREntityObservation, EntityID: o.ID})
 		if errors.Is(err, pgx.ErrNoRows) {
-			return false, nil
+			return knownLink{}, nil
 		}
-		return err == nil, err
+		return knownLink{row: l, found: err == nil}, err
 	}
-	sysLinked, err := linked(sys)
-	if err != nil || sysLinked {
-		return sys, err
+	sysLink, err := linked(sys)
+	if err != nil || sysLink.found {
+		return sys, sysLink, err
 	}
-	diaLinked, err := linked(dia)
-	if err != nil || !diaLinked {
-		return sys, err
+	diaLink, err := linked(dia)
+	if err != nil || !diaLink.found {
+		return sys, sysLink, err
 	}
-	return dia, nil
+	return dia, diaLink, nil
 }
 
 // readingLockKey names a blood pressure reading on an endpoint for

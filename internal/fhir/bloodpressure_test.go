@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-health/switchboard/db"
@@ -295,6 +296,90 @@ func TestWearableBloodPressureGoesOutAsOnePanel(t *testing.T) {
 			fhir.LOINCSystolic:  {{"value": 131}, {"value": 133}},
 			fhir.LOINCDiastolic: {{"value": 86}},
 		}, sortedValues(got), "no guessed panel")
+	})
+}
+
+// linkReads counts, per observation id, the queries that read an
+// observation's fhir_links row (FHIRLinkGet).
+type linkReads struct {
+	mu sync.Mutex
+	n  map[int64]int
+}
+
+func (l *linkReads) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, "name: FHIRLinkGet ") && len(d.Args) == 3 && d.Args[1] == jobs.FHIREntityObservation {
+		if id, ok := d.Args[2].(int64); ok {
+			l.mu.Lock()
+			l.n[id]++
+			l.mu.Unlock()
+		}
+	}
+	return ctx
+}
+
+func (*linkReads) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (l *linkReads) take() map[int64]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.n
+	l.n = map[int64]int{}
+	return n
+}
+
+// TestWearablePanelPushReadsTheAnchorsLinkOnce: the push of a wearable
+// reading's panel reads the anchor's fhir_links row once, to choose the
+// anchor, and writes from that row; it used to read it again before the
+// write (the reading's lock keeps anything else from writing it between).
+func TestWearablePanelPushReadsTheAnchorsLinkOnce(t *testing.T) {
+	t.Parallel()
+	reads := &linkReads{n: map[int64]int{}}
+	pc, err := pgxpool.ParseConfig(dbtest.NewDatabase(t))
+	require.NoError(t, err)
+	pc.ConnConfig.Tracer = reads
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	b := setupOn(t, fhir.Config{}, pool)
+
+	at := time.Date(2025, 5, 6, 8, 15, 0, 0, time.UTC)
+	record := func(ref, kind string, v float64) int64 {
+		var id int64
+		b.tx(t, func(tx pgx.Tx) error {
+			id, err = jobs.RecordObservation(b.ctx, tx, jobs.RecordObservationParams{PatientExternalRef: ref, Kind: kind, Value: v,
+				Unit: "mm[Hg]", EffectiveStart: at, EffectiveEnd: at, Source: "apple_health", SourceID: "D00D0000-" + randHex(8)})
+			return err
+		})
+		return id
+	}
+	panel := map[string][]map[string]float64{fhir.LOINCBloodPressurePanel: {{fhir.LOINCSystolic: 128, fhir.LOINCDiastolic: 84}}}
+
+	t.Run("systolic anchor", func(t *testing.T) {
+		ref := "rbp-" + randHex(4)
+		pid := b.patient(t, jobs.UpsertPatientParams{ExternalRef: ref, FamilyName: "Pressure"})
+		require.NoError(t, b.runPush(t, "patient", pid))
+		sys, dia := record(ref, "blood_pressure_systolic", 128), record(ref, "blood_pressure_diastolic", 84)
+		reads.take()
+		require.NoError(t, b.runPush(t, "observation", dia), "creates the panel")
+		require.Equal(t, map[int64]int{sys: 1, dia: 1}, reads.take(), "each half's link is read once (neither is linked: the systolic anchors)")
+		require.NoError(t, b.runPush(t, "observation", sys), "finds the panel unchanged")
+		require.Equal(t, map[int64]int{sys: 1}, reads.take(), "the linked systolic anchors: the diastolic's link is not needed")
+		got, _ := b.onPeerByCode(t, pid)
+		require.Equal(t, panel, got)
+	})
+
+	t.Run("diastolic anchor", func(t *testing.T) {
+		ref := "rbp-" + randHex(4)
+		pid := b.patient(t, jobs.UpsertPatientParams{ExternalRef: ref, FamilyName: "Pressure"})
+		require.NoError(t, b.runPush(t, "patient", pid))
+		dia := record(ref, "blood_pressure_diastolic", 84)
+		require.NoError(t, b.runPush(t, "observation", dia), "goes alone")
+		sys := record(ref, "blood_pressure_systolic", 128)
+		reads.take()
+		require.NoError(t, b.runPush(t, "observation", sys), "replaces the lone diastolic with the panel")
+		require.Equal(t, map[int64]int{sys: 1, dia: 1}, reads.take(), "each half's link is read once")
+		got, _ := b.onPeerByCode(t, pid)
+		require.Equal(t, panel, got)
 	})
 }
 

@@ -166,7 +166,7 @@ func (w *PushWorker) push(ctx context.Context, ep *Endpoint, a jobs.FHIRPushArgs
 		opts.PatientRef = pref
 		_, err = w.pushOne(ctx, ep, jobs.FHIREntityCommunication, m.ID, "Communication",
 			Identifier{opts.IdentifierSystem, identifierValue("message", m.ID)},
-			func() ([]byte, error) { return MapCommunication(m, opts) })
+			func() ([]byte, error) { return MapCommunication(m, opts) }, nil)
 		return err
 	case jobs.FHIREntityConsent:
 		p, err := w.q.PatientGet(ctx, pool, a.EntityID)
@@ -190,7 +190,7 @@ func (w *PushWorker) push(ctx context.Context, ep *Endpoint, a jobs.FHIRPushArgs
 		opts.PatientRef = pref
 		_, err = w.pushOne(ctx, ep, jobs.FHIREntityConsent, p.ID, "Consent",
 			Identifier{opts.IdentifierSystem, identifierValue("sms-consent", p.ID)},
-			func() ([]byte, error) { return MapConsent(p.ID, c, opts) })
+			func() ([]byte, error) { return MapConsent(p.ID, c, opts) }, nil)
 		return err
 	case jobs.FHIREntityOutbound:
 		o, err := w.q.FHIROutboundGet(ctx, pool, a.EntityID)
@@ -206,7 +206,7 @@ func (w *PushWorker) push(ctx context.Context, ep *Endpoint, a jobs.FHIRPushArgs
 			return err
 		}
 		_, err = w.pushOne(ctx, ep, jobs.FHIREntityOutbound, o.ID, o.ResourceType, ident,
-			func() ([]byte, error) { return body, nil })
+			func() ([]byte, error) { return body, nil }, nil)
 		return err
 	}
 	return &ConfigError{Msg: "unknown entity " + strconv.Quote(a.Entity)}
@@ -260,7 +260,7 @@ func (w *PushWorker) patientRef(ctx context.Context, ep *Endpoint, p db.Patient)
 func (w *PushWorker) pushPatient(ctx context.Context, ep *Endpoint, p db.Patient) (db.FHIRLink, error) {
 	return w.pushOne(ctx, ep, jobs.FHIREntityPatient, p.ID, "Patient",
 		Identifier{ep.opts.IdentifierSystem, PatientIdentifierValue(p)},
-		func() ([]byte, error) { return MapPatient(p, ep.opts) })
+		func() ([]byte, error) { return MapPatient(p, ep.opts) }, nil)
 }
 
 func (w *PushWorker) pushDevice(ctx context.Context, ep *Endpoint, d db.Device, patientRef string) (db.FHIRLink, error) {
@@ -268,7 +268,7 @@ func (w *PushWorker) pushDevice(ctx context.Context, ep *Endpoint, d db.Device, 
 	opts.PatientRef = patientRef
 	return w.pushOne(ctx, ep, jobs.FHIREntityDevice, d.ID, "Device",
 		Identifier{opts.IdentifierSystem, identifierValue("device", d.ID)},
-		func() ([]byte, error) { return MapDevice(d, opts) })
+		func() ([]byte, error) { return MapDevice(d, opts) }, nil)
 }
 
 // pushObservation makes sure the patient (and the device, when the
@@ -329,7 +329,7 @@ func (w *PushWorker) pushObservationNow(ctx context.Context, ep *Endpoint, obs d
 	}
 	_, err = w.pushOne(ctx, ep, jobs.FHIREntityObservation, o.ID, "Observation",
 		Identifier{opts.IdentifierSystem, identifierValue("observation", o.ID)},
-		func() ([]byte, error) { return op.build(opts) })
+		func() ([]byte, error) { return op.build(opts) }, op.link)
 	return err
 }
 
@@ -344,18 +344,27 @@ func (w *PushWorker) deviceLink(ctx context.Context, ep *Endpoint, d db.Device, 
 	return w.pushDevice(ctx, ep, d, pref)
 }
 
+// knownLink is an entity's fhir_links row on an endpoint as already read
+// (found false: there is none), under a lock that keeps any other push from
+// writing it since, so the write need not read it again.
+type knownLink struct {
+	row   db.FHIRLink
+	found bool
+}
+
 // pushOne writes one resource: a conditional create when not linked yet,
 // otherwise (or when the create found an existing resource) a version-aware
 // update, re-reading and re-applying on 409/412 a bounded number of times.
-// An unchanged resource (same content hash as the link) is not sent.
+// An unchanged resource (same content hash as the link) is not sent. known
+// is the entity's link when the caller has read it already; nil reads it.
 func (w *PushWorker) pushOne(ctx context.Context, ep *Endpoint, entity string, entityID int64, rt string, ident Identifier,
-	build func() ([]byte, error)) (db.FHIRLink, error) {
-	link, err := w.write(ctx, ep, entity, entityID, rt, ident, build)
+	build func() ([]byte, error), known *knownLink) (db.FHIRLink, error) {
+	link, err := w.write(ctx, ep, entity, entityID, rt, ident, build, known)
 	return link, recordErr(err, rt, entity, entityID, link.ResourceID)
 }
 
 func (w *PushWorker) write(ctx context.Context, ep *Endpoint, entity string, entityID int64, rt string, ident Identifier,
-	build func() ([]byte, error)) (db.FHIRLink, error) {
+	build func() ([]byte, error), known *knownLink) (db.FHIRLink, error) {
 	body, err := build()
 	if err != nil {
 		return db.FHIRLink{}, &ValidationError{ResourceType: rt, Issues: []string{err.Error()}}
@@ -364,11 +373,15 @@ func (w *PushWorker) write(ctx context.Context, ep *Endpoint, entity string, ent
 		return db.FHIRLink{}, err
 	}
 	hash := ContentHash(body)
-	link, err := w.q.FHIRLinkGet(ctx, w.deps.Pool, db.FHIRLinkGetParams{EndpointID: ep.Row.ID, Entity: entity, EntityID: entityID})
-	linked := err == nil
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return link, err
+	if known == nil {
+		known = &knownLink{}
+		known.row, err = w.q.FHIRLinkGet(ctx, w.deps.Pool, db.FHIRLinkGetParams{EndpointID: ep.Row.ID, Entity: entity, EntityID: entityID})
+		known.found = err == nil
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return known.row, err
+		}
 	}
+	link, linked := known.row, known.found
 	if linked && bytes.Equal(link.ContentHash, hash) {
 		return link, nil
 	}

@@ -49,10 +49,16 @@ func randHex(n int) string {
 // the shared FHIR peer.
 func setup(t *testing.T, cfg fhir.Config) *testBundle {
 	t.Helper()
+	pool, _ := dbtest.NewPool(t)
+	return setupOn(t, cfg, pool)
+}
+
+// setupOn is setup on a pool of the test's own (one with a query tracer).
+func setupOn(t *testing.T, cfg fhir.Config, pool *pgxpool.Pool) *testBundle {
+	t.Helper()
 	peerBase := peer(t)
 	proxy := newPeerProxy(t, peerBase)
 	base := proxy.base
-	pool, _ := dbtest.NewPool(t)
 	ctx := context.Background()
 	b := &testBundle{ctx: ctx, pool: pool, base: base, peerBase: peerBase, proxy: proxy,
 		system: "https://switchboard-tests.test/fhir/identifier/" + randHex(6)}
