@@ -21,10 +21,13 @@
 // OptedOutNumber (40300, HTTP 409); so does any number that texted STOP
 // through SendInbound, until it texts START.
 //
-// Messages live in memory. Detail records are searchable as soon as a
-// message is stored (real Telnyx may lag: see telnyx.Config.DetailRecordLag)
-// with filters direction, cld, cli, profile_id, created_at[gte] and
-// created_at[lt], sort by created_at, and page[number]/page[size].
+// Messages live in memory. Detail records are searchable with filters
+// direction, cld, cli, profile_id, created_at[gte] and created_at[lt], sort
+// by created_at, and page[number]/page[size]: as soon as a message is
+// stored, or, like real Telnyx's (see telnyx.Config.DetailRecordLag),
+// Config.RecordDelay after it (measured on Config.Now, so a test moves a
+// clock instead of sleeping). Only the search lags: a message is fetched
+// by id, and its webhooks are posted, without delay.
 //
 // # Webhooks
 //

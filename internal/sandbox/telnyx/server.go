@@ -65,6 +65,14 @@ type Config struct {
 	// Seed seeds the draw of each message's fate: the same seed gives the
 	// same fates in the order messages are accepted.
 	Seed int64
+	// RecordDelay is how long after it was stored a message becomes
+	// searchable in GET /v2/detail_records (0, the default: at once), as
+	// real Telnyx's detail records may lag (telnyx.Config.DetailRecordLag).
+	// Only the search lags: GET /v2/messages/{id} and the webhooks do not.
+	RecordDelay time.Duration
+	// Now is the clock RecordDelay is measured on (default time.Now): a
+	// test moves it forward instead of sleeping.
+	Now func() time.Time
 }
 
 // Message is a message the server holds, as a test sees it: an accepted
@@ -152,6 +160,9 @@ type Server struct {
 func New(cfg Config, logger *slog.Logger) *Server {
 	if cfg.CallbackDelay <= 0 {
 		cfg.CallbackDelay = defaultCallbackDelay
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.PrivateKey == nil {
 		_, key, err := ed25519.GenerateKey(rand.Reader)
@@ -457,7 +468,8 @@ func (s *Server) profiles(w http.ResponseWriter, r *http.Request) {
 // filters direction, cld, cli, profile_id (equality), created_at[gte] and
 // created_at[lt] (a date or an RFC 3339 time); sort created_at or
 // -created_at (default newest first); page[number], page[size] (1…50).
-// Records are listed as soon as a message is stored.
+// A message's record is listed once Config.RecordDelay has passed since it
+// was stored (at once by default).
 func (s *Server) detailRecords(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.recordCalls++
@@ -495,10 +507,12 @@ func (s *Server) detailRecords(w http.ResponseWriter, r *http.Request) {
 		"filter[profile_id]": func(m *Message) string { return cmpOrString(m.MessagingProfileID, ProfileID) },
 	}
 
+	indexed := s.cfg.Now().Add(-s.cfg.RecordDelay) // stored no later than this
 	s.mu.Lock()
 	var matched []*message
 	for _, m := range s.msgs {
-		ok := (gte.IsZero() || !m.CreatedAt.Before(gte)) && (lt.IsZero() || m.CreatedAt.Before(lt))
+		ok := !m.CreatedAt.After(indexed) &&
+			(gte.IsZero() || !m.CreatedAt.Before(gte)) && (lt.IsZero() || m.CreatedAt.Before(lt))
 		for key, field := range eq {
 			if v := q.Get(key); v != "" && field(&m.Message) != v {
 				ok = false

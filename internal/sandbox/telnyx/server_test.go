@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -501,6 +502,46 @@ func TestReads(t *testing.T) {
 		require.Equal(t, 401, status)
 		require.Equal(t, "10009", body["errors"].([]any)[0].(map[string]any)["code"])
 		require.Equal(t, 7, b.sandbox.RecordCalls())
+	})
+
+	// With RecordDelay a stored message is missing from the detail-record
+	// search until the delay has passed on the sandbox's clock, while a
+	// fetch by id finds it at once: an empty search inside the delay
+	// proves nothing, which is what the client's DetailRecordLag is for.
+	t.Run("DetailRecordsLagByRecordDelay", func(t *testing.T) {
+		t.Parallel()
+		var ahead atomic.Int64 // how far the sandbox's clock is moved forward
+		clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+		const delay = time.Hour
+		b := setup(t, telnyxsandbox.Config{RecordDelay: delay, Now: clock})
+		b.sandbox.InjectFaults(telnyxsandbox.Fault{AcceptThenFail: true})
+
+		m := outbound("hi")
+		m.StatusCallbackURL = "http://127.0.0.1:1/webhooks/telnyx/status?m=7"
+		attempt := time.Now()
+		_, err := b.client.Send(context.Background(), m)
+		require.Equal(t, sms.ClassAmbiguous, sendError(t, err).Class)
+		stored := b.sandbox.Messages()
+		require.Len(t, stored, 1, "the answer was lost, the message stored")
+		got, err := b.client.Fetch(context.Background(), stored[0].ID)
+		require.NoError(t, err)
+		require.NotNil(t, got, "a fetch by id does not lag")
+
+		found, err := smstest.FindOne(b.client, m, attempt)
+		require.NoError(t, err)
+		require.Nil(t, found, "a client that trusts the search at once misses the copy")
+
+		lagging, err := telnyx.New(telnyx.Config{APIKey: apiKey, FromNumber: fromNumber, PublicKey: b.sandbox.PublicKeyBase64(),
+			APIBaseURL: b.server.URL, RequestTimeout: 5 * time.Second, DetailRecordLag: 2 * delay}, nil)
+		require.NoError(t, err)
+		_, err = smstest.FindOne(lagging, m, attempt)
+		require.ErrorIs(t, err, telnyx.ErrRecordsNotSettled, "inside its lag the client proves nothing")
+
+		ahead.Store(int64(delay))
+		found, err = smstest.FindOne(b.client, m, attempt)
+		require.NoError(t, err)
+		require.NotNil(t, found, "listed once the delay has passed")
+		require.Equal(t, stored[0].ID, found.ProviderMessageID)
 	})
 
 	t.Run("DetailRecordsOfFinishedMessages", func(t *testing.T) {
