@@ -22,7 +22,7 @@ type chaosCmd struct {
 	KillEvery time.Duration `name:"kill-every" default:"-1ns" help:"Mean time between SIGKILLs of a worker; 0 disables (default 30s chaos, 0 delivery)."`
 	PGRestart string        `name:"pg-restart" help:"PostgreSQL restart mode: immediate, fast or none (default immediate chaos, none delivery)."`
 	Outage    time.Duration `default:"-1ns" help:"Length of the first provider's full outage; 0 disables (default 30s chaos, 1m delivery)."`
-	Drain     time.Duration `help:"Longest wait after the stream for every message to be final (default 5m chaos, 10m delivery)."`
+	Drain     time.Duration `help:"Longest wait after the stream for every message to be final (default derived: 5m chaos, 10m delivery, or an ambiguous send's settle bound plus 2m when longer; the report states it)."`
 	Providers string        `default:"twilio" help:"Sandbox providers, in SMS_PROVIDERS order (twilio, telnyx)."`
 	Fault5xx  float64       `name:"fault-5xx" default:"${fault_5xx}" help:"Share of provider requests answered 5xx."`
 	Fault429  float64       `name:"fault-429" default:"${fault_429}" help:"Share answered 429 with Retry-After."`

@@ -67,11 +67,14 @@ type Config struct {
 	// everything), once, during the stream; 0 disables.
 	Outage time.Duration
 	// Drain bounds the wait, after the stream, for every message to be
-	// final; the run ends earlier when they are.
+	// final; the run ends earlier when they are. 0 derives it (Bound): the
+	// mode's minimum (5 min chaos, 10 min delivery), or the settle bound of
+	// an ambiguous send plus a margin when that is longer.
 	Drain time.Duration
-	// Providers served by sandboxes, in SMS_PROVIDERS order. Only "twilio"
-	// is wired in the worker today; "telnyx" is served and configured for
-	// when it is.
+	// Providers served by sandboxes, in SMS_PROVIDERS order ("twilio",
+	// "telnyx"). With "telnyx", the workers run with
+	// TELNYX_DETAIL_RECORD_LAG telnyxRecordLag and the Telnyx sandbox's
+	// detail records lag by telnyxRecordDelay.
 	Providers []string
 	// NegativeShare of messages go to magic recipients that end failed
 	// (invalid number), blocked (opted out) or in a permanent dead letter.
@@ -101,17 +104,26 @@ func Defaults(m Mode) Config {
 	}
 	switch m {
 	case ModeDelivery:
-		c.Messages, c.Rate, c.Outage, c.Drain = 10000, 50, time.Minute, 10*time.Minute
+		c.Messages, c.Rate, c.Outage = 10000, 50, time.Minute
 		c.PGRestart = "none"
 	default:
-		c.Mode, c.Duration, c.Rate, c.KillEvery, c.Outage, c.Drain = ModeChaos, 3*time.Minute, 20, 30*time.Second, 30*time.Second, 5*time.Minute
+		c.Mode, c.Duration, c.Rate, c.KillEvery, c.Outage = ModeChaos, 3*time.Minute, 20, 30*time.Second, 30*time.Second
 		c.FHIRRate = 5
 		c.NegativeShare, c.ProviderFailureRate = 0.02, 0.02
 	}
 	return c
 }
 
-// withDefaults fills zero fields from Defaults(c.Mode).
+// minDrain is the shortest drain the mode derives (see Bound).
+func (c Config) minDrain() time.Duration {
+	if c.Mode == ModeDelivery {
+		return 10 * time.Minute
+	}
+	return 5 * time.Minute
+}
+
+// withDefaults fills zero fields from Defaults(c.Mode); a zero Drain is
+// derived (Bound).
 func (c Config) withDefaults() Config {
 	d := Defaults(c.Mode)
 	if c.Mode == "" {
@@ -129,11 +141,11 @@ func (c Config) withDefaults() Config {
 	if c.PGRestart == "" {
 		c.PGRestart = d.PGRestart
 	}
-	if c.Drain == 0 {
-		c.Drain = d.Drain
-	}
 	if len(c.Providers) == 0 {
 		c.Providers = d.Providers
+	}
+	if c.Drain == 0 {
+		c.Drain = c.bound().Derived
 	}
 	if c.Goal == 0 {
 		c.Goal = d.Goal
@@ -314,6 +326,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Result, error) {
 
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	say("chaos: mode %s, seed %d, run directory %s", cfg.Mode, cfg.Seed, dir)
+	say("chaos: bound: %s", cfg.bound())
 
 	cluster, err := StartCluster(ctx, filepath.Join(dir, "pg"))
 	if err != nil {
@@ -590,7 +603,32 @@ const (
 	sendTimeout    = 20 * time.Second
 	// inflightGrace is SMS_INFLIGHT_GRACE: longer than SMS_SEND_TIMEOUT.
 	inflightGrace = sendTimeout + 3*time.Second
+	// telnyxRecordLag is TELNYX_DETAIL_RECORD_LAG when telnyx is a
+	// provider (production's default is 5 min, as long as the chaos
+	// drain): an empty detail-record search proves a Telnyx copy absent
+	// only for attempts older than this. Short enough for a run to
+	// converge (Bound), long enough to cover telnyxRecordDelay.
+	telnyxRecordLag = time.Minute
+	// telnyxRecordDelay is how long the Telnyx sandbox keeps an accepted
+	// message out of its detail-record search (telnyxsandbox.Config
+	// .RecordDelay), as Telnyx's may lag: longer than inflightGrace, so a
+	// look-up after the grace can miss a copy Telnyx holds and only the
+	// lag keeps it from being sent again; shorter than telnyxRecordLag
+	// less the request timeout (a copy is stored within the request), so
+	// the lag covers every copy the delay hides.
+	telnyxRecordDelay = 40 * time.Second
 )
+
+// childSetting is a duration the processes run with: key from
+// Config.ChildEnv when set there and valid, otherwise def.
+func childSetting(c Config, key string, def time.Duration) time.Duration {
+	if v, ok := c.ChildEnv[key]; ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
 
 // processes are the api and the workers.
 type processes struct {

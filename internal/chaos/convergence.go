@@ -1,13 +1,82 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchboard-health/switchboard/internal/sms"
 )
+
+// Bound is what a run's convergence is checked against. A send whose
+// answer was lost (ambiguous) settles — adopted, or proven absent and sent
+// again — within Settle of its attempt: its look-up may prove the copy
+// absent only Lookup after the attempt (SMS_INFLIGHT_GRACE; with Telnyx
+// among the providers, TELNYX_DETAIL_RECORD_LAG when longer), and the job
+// asks again at most one retry later (the resend is in the same run). A
+// resend that is ambiguous again starts the same bound anew. Every message
+// must be final before the drain ends, Drain after the stream.
+type Bound struct {
+	Lookup   time.Duration
+	LookupBy string        // the setting behind Lookup
+	Retry    time.Duration // one retry: sms.RetryWait(quickRetries)
+	Drain    time.Duration
+	// Derived is the drain bound the run derives when Config.Drain is not
+	// set: the mode's minimum, or Settle plus drainMargin when longer.
+	Derived time.Duration
+	// ModeDrain is that minimum (5 min chaos, 10 min delivery).
+	ModeDrain time.Duration
+}
+
+// Settle is how long after an ambiguous attempt it has settled.
+func (b Bound) Settle() time.Duration { return b.Lookup + b.Retry }
+
+// quickRetries is how many failed runs in a row the bound's one retry
+// allows for: sms_send's wait after its fifth (30 s) is the longest of its
+// quick retries (sms.RetryWait).
+const quickRetries = 5
+
+// drainMargin is what a derived drain adds to the settle bound: a resend
+// that fails again and is retried (sms_send's first retries), and River's
+// scheduler on a loaded machine.
+const drainMargin = 2 * time.Minute
+
+// bound is cfg's Bound, from the settings its processes run with
+// (childSettings: Config.ChildEnv may override them).
+func (c Config) bound() Bound {
+	b := Bound{
+		Lookup: childSetting(c, "SMS_INFLIGHT_GRACE", inflightGrace), LookupBy: "SMS_INFLIGHT_GRACE",
+		Retry: sms.RetryWait(quickRetries), ModeDrain: Defaults(c.Mode).minDrain(),
+	}
+	if slices.Contains(c.Providers, "telnyx") {
+		if lag := childSetting(c, "TELNYX_DETAIL_RECORD_LAG", telnyxRecordLag); lag > b.Lookup {
+			b.Lookup, b.LookupBy = lag, "TELNYX_DETAIL_RECORD_LAG"
+		}
+	}
+	b.Derived = max(b.ModeDrain, b.Settle()+drainMargin)
+	b.Drain = cmp.Or(c.Drain, b.Derived)
+	return b
+}
+
+// String states the bound as the report prints it.
+func (b Bound) String() string {
+	s := fmt.Sprintf("an ambiguous send settles within %s of its attempt (%s %s before a look-up may prove it absent, then at most one retry, %s); "+
+		"every message must be final within the drain, %s after the stream",
+		b.Settle(), b.LookupBy, b.Lookup, b.Retry, b.Drain)
+	switch {
+	case b.Drain == b.Derived:
+		s += fmt.Sprintf(" (derived: the longer of %s and that settle bound + %s margin)", b.ModeDrain, drainMargin)
+	case b.Drain < b.Settle()+drainMargin:
+		s += fmt.Sprintf(" (set; SHORTER than the settle bound + %s margin, %s: messages may legitimately be pending at its end)", drainMargin, b.Settle()+drainMargin)
+	default:
+		s += fmt.Sprintf(" (set; the derived bound is %s)", b.Derived)
+	}
+	return s
+}
 
 // Convergence is how long the messages a fault held up took to become
 // final after it ended. A fault holds up every message of the run that was
@@ -101,23 +170,25 @@ func slowest(cs []Convergence) (Convergence, bool) {
 	return s, open
 }
 
-func convergenceWord(cs []Convergence) string {
+func convergenceWord(cs []Convergence, b Bound) string {
 	if len(cs) == 0 {
 		return "no fault to converge from"
 	}
 	s, open := slowest(cs)
 	if !open {
-		return fmt.Sprintf("converged within %s of each fault's end (slowest after the %s)", s.Max.Round(time.Second), s.Fault)
+		return fmt.Sprintf("converged within %s of each fault's end (slowest after the %s; drain bound %s, settle bound %s)",
+			s.Max.Round(time.Second), s.Fault, b.Drain, b.Settle())
 	}
 	n := 0
 	for _, c := range cs {
 		n = max(n, c.Open)
 	}
-	return fmt.Sprintf("NOT converged: up to %d messages a fault held up not final at the check (the slowest final one %s after the %s)",
-		n, s.Max.Round(time.Second), s.Fault)
+	return fmt.Sprintf("NOT converged within the %s drain: up to %d messages a fault held up not final at the check (the slowest final one %s after the %s; settle bound %s)",
+		b.Drain, n, s.Max.Round(time.Second), s.Fault, b.Settle())
 }
 
-func reportConvergence(p func(string, ...any), cs []Convergence) {
+func reportConvergence(p func(string, ...any), cs []Convergence, b Bound) {
+	p("bound       %s", b)
 	var maxes []time.Duration
 	for _, c := range cs {
 		line := fmt.Sprintf("converge    %s %s ended: %d messages held up, final within max %s, median %s",

@@ -121,7 +121,8 @@ func newTwilio(seed int64, failureRate float64, logger *slog.Logger) *provider {
 
 func newTelnyx(seed int64, failureRate float64, logger *slog.Logger) *provider {
 	key := "KEY" + randomHex(16)
-	sb := telnyxsandbox.New(telnyxsandbox.Config{APIKey: key, CallbackDelay: callbackDelay, FailureRate: failureRate, Seed: seed}, logger)
+	sb := telnyxsandbox.New(telnyxsandbox.Config{APIKey: key, CallbackDelay: callbackDelay, FailureRate: failureRate, Seed: seed,
+		RecordDelay: telnyxRecordDelay}, logger)
 	p := &provider{name: "telnyx", run: sb.Run, refused: sb.Refused}
 	p.faults = newFaulty(sb, seed+2,
 		func(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Path == "/v2/messages" },
@@ -151,6 +152,9 @@ func newTelnyx(seed int64, failureRate float64, logger *slog.Logger) *provider {
 			"TELNYX_FROM_NUMBER":  "+15005550007",
 			"TELNYX_PUBLIC_KEY":   sb.PublicKeyBase64(),
 			"TELNYX_API_BASE_URL": baseURL,
+			// Below the sandbox's record delay an empty search would
+			// miss copies; see telnyxRecordLag.
+			"TELNYX_DETAIL_RECORD_LAG": telnyxRecordLag.String(),
 		}
 	}
 	return p

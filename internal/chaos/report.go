@@ -39,7 +39,7 @@ func (r *Result) Verdict() string {
 		}
 		return fmt.Sprintf("delivery: %s %d messages, delivered %.2f%% (%d/%d, %s), %s, lost %d, %s, %s, wall %s (enqueue %s, then %s to %s)%s",
 			word, committed, c.DeliveredShare()*100, c.ValidDelivered, c.ValidCommitted, goal, dups, c.LostCount(), dl,
-			convergenceWord(r.Convergence), round(r.Wall), round(r.Stream), round(r.Drain), settledWord(r.Settled), tail)
+			convergenceWord(r.Convergence, r.Config.bound()), round(r.Wall), round(r.Stream), round(r.Drain), settledWord(r.Settled), tail)
 	}
 	var faults int64
 	for _, f := range r.Faults {
@@ -61,7 +61,7 @@ func (r *Result) Verdict() string {
 	}
 	return fmt.Sprintf("chaos: %s %d messages committed, lost %d, %s, %s, final %d, pending %d%s; %d SIGKILLs, %s, %d faulted provider requests, %s; %s; wall %s%s",
 		word, committed, c.LostCount(), dups, dl, sum(c.ByStatus), pending, fh, len(r.Kills), pg, faults, outageWord(r.Outages),
-		convergenceWord(r.Convergence), round(r.Wall), tail)
+		convergenceWord(r.Convergence, r.Config.bound()), round(r.Wall), tail)
 }
 
 // Report writes the run's details: the faults, every finding with its
@@ -151,7 +151,7 @@ func (r *Result) Report(w io.Writer) {
 			p("FHIR DUP    %d observations held more than once at the EHR: %v", len(f.Duplicates), firstN(f.Duplicates, 20))
 		}
 	}
-	reportConvergence(p, r.Convergence)
+	reportConvergence(p, r.Convergence, r.Config.bound())
 	for _, f := range r.Failures() {
 		p("FAILURE     %s", f)
 	}

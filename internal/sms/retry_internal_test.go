@@ -22,12 +22,12 @@ func TestTransientFailuresAreRetriedQuickly(t *testing.T) {
 	maxAttempts := (jobs.SMSSendArgs{}).InsertOpts().MaxAttempts
 	for n := 1; n < maxAttempts; n++ { // the waits between maxAttempts runs
 		if n <= 6 {
-			firstSix += smsBackoff(n)
+			firstSix += RetryWait(n)
 		}
-		all += smsBackoff(n)
+		all += RetryWait(n)
 	}
 	require.LessOrEqual(t, firstSix, 150*time.Second)
 	require.GreaterOrEqual(t, all, 45*time.Minute)
-	require.Equal(t, smsBackoff(len(smsRetryWaits)), smsBackoff(100), "runs past the schedule wait its last step")
-	require.Equal(t, 5*time.Second, smsBackoff(0))
+	require.Equal(t, RetryWait(len(smsRetryWaits)), RetryWait(100), "runs past the schedule wait its last step")
+	require.Equal(t, 5*time.Second, RetryWait(0))
 }

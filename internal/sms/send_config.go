@@ -97,7 +97,7 @@ func (w *SendWorker) Timeout(*river.Job[jobs.SMSSendArgs]) time.Duration {
 // attempt's next run also waits out the in-flight grace before it asks
 // the provider (decide), whatever this says.
 func (w *SendWorker) NextRetry(job *river.Job[jobs.SMSSendArgs]) time.Time {
-	return time.Now().Add(smsBackoff(len(job.Errors) + 1))
+	return time.Now().Add(RetryWait(len(job.Errors) + 1))
 }
 
 // smsRetryWaits is the wait after the n-th failed run (index n-1); runs
@@ -105,6 +105,8 @@ func (w *SendWorker) NextRetry(job *river.Job[jobs.SMSSendArgs]) time.Time {
 var smsRetryWaits = []time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
 	30 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute}
 
-func smsBackoff(attempt int) time.Duration {
-	return smsRetryWaits[min(max(attempt-1, 0), len(smsRetryWaits)-1)]
+// RetryWait is how long sms_send waits after its n-th failed run in a row
+// (NextRetry's schedule, smsRetryWaits).
+func RetryWait(n int) time.Duration {
+	return smsRetryWaits[min(max(n-1, 0), len(smsRetryWaits)-1)]
 }
