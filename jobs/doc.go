@@ -24,7 +24,8 @@
 // args are all it needs.
 //
 // Outcomes common to every kind that calls a vendor (internal/resilience):
-// a 429 snoozes until the vendor's reset; an open breaker or a paused
+// a 429 snoozes until the vendor's reset (at most an hour,
+// resilience.MaxThrottleWait); an open breaker or a paused
 // destination snoozes until it may be called again, with jitter — snoozes
 // spend no attempt — and after job_kinds.unavailable_limit of waiting the job
 // becomes a dead letter of class unavailable; our own permanent errors cancel
@@ -102,9 +103,9 @@
 // update on Switchboard's business identifier, version-aware (If-Match) once
 // the resource is linked; an unchanged entity is not sent again. A patient is
 // pushed before anything that refers to it. Holds (snoozes, no attempt
-// spent, hold_reason in its metadata) on 429 (throttled, Retry-After), on the
-// endpoint's rate limit (rate_slot), while the endpoint is disabled
-// (endpoint_disabled) and while its breaker is open (dead letter of class
+// spent, hold_reason in its metadata) on 429 (throttled, Retry-After, at
+// most an hour), on the endpoint's rate limit (rate_slot), while the endpoint
+// is disabled (endpoint_disabled) and while its breaker is open (dead letter of class
 // unavailable after 24 h). Retries network errors and 5xx; re-reads and
 // re-applies on 409/412 (bounded). Cancels into a dead letter on
 // 400/403/404/405/410/422 (the OperationOutcome's codes are in the error), on

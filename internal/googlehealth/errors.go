@@ -124,15 +124,22 @@ func newError(resp *http.Response, body []byte) *Error {
 	return e
 }
 
+// maxRetryAfter caps what retryAfter reads (seconds beyond it would
+// overflow a Duration); the sync holds a throttled job for at most
+// resilience.MaxThrottleWait, the same hour.
+const maxRetryAfter = time.Hour
+
+// retryAfter reads a Retry-After header: delay seconds or an HTTP date,
+// capped at maxRetryAfter; absent or unparsable is 0.
 func retryAfter(h string) time.Duration {
 	if h == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(h); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
+	if s, err := strconv.ParseInt(h, 10, 64); err == nil && s >= 0 {
+		return time.Duration(min(s, int64(maxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(h); err == nil {
-		return max(time.Until(t), 0)
+		return min(max(time.Until(t), 0), maxRetryAfter)
 	}
 	return 0
 }

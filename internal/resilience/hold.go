@@ -26,7 +26,8 @@ const (
 	// up (Google Health's per-user quota); the job waits for the next slot.
 	HoldRateLimit = "rate_limit"
 	// HoldThrottled: the destination answered 429; the job waits out its
-	// Retry-After (or a default when it gave none).
+	// Retry-After (or a default when it gave none), at most
+	// MaxThrottleWait.
 	HoldThrottled = "throttled"
 	// HoldEndpointDisabled: the job's EHR endpoint is disabled (`ehr
 	// disable`); its pushes wait, no attempt spent, until `ehr enable`.
@@ -46,11 +47,21 @@ const (
 	MetadataHoldUntil       = "hold_until"
 )
 
+// MaxThrottleWait bounds a HoldThrottled hold, whatever the destination's
+// Retry-After says: a broken or hostile server answering
+// `Retry-After: 999999999` would otherwise park the job for 31 years. A
+// destination still throttling after it is simply held again.
+const MaxThrottleWait = time.Hour
+
 // HoldFor snoozes the running job for wait — no attempt spent — and
 // records why in its metadata, where River UI shows it: hold_reason (one of
 // the Hold* reasons), hold_destination (empty when none) and hold_until.
-// It returns the snooze for the worker to return.
+// It returns the snooze for the worker to return. A hold lasts at least a
+// second; a HoldThrottled one at most MaxThrottleWait.
 func HoldFor(ctx context.Context, reason, destination string, wait time.Duration) error {
+	if reason == HoldThrottled {
+		wait = min(wait, MaxThrottleWait)
+	}
 	wait = max(wait, time.Second)
 	_ = river.MetadataSet(ctx, MetadataHoldReason, reason)
 	var dest any

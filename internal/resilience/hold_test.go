@@ -108,3 +108,20 @@ func TestHoldForReasons(t *testing.T) {
 	require.ErrorAs(t, err, &snooze)
 	require.Equal(t, time.Second, snooze.Duration, "at least a second")
 }
+
+// TestThrottledHoldIsCapped: a destination's Retry-After holds a throttled
+// job for at most an hour (MaxThrottleWait), however long the header says:
+// a broken or hostile server answering Retry-After: 999999999 used to park
+// the job for 31 years. Holds of our own making (a scheduled send) are not
+// capped.
+func TestThrottledHoldIsCapped(t *testing.T) {
+	t.Parallel()
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, resilience.HoldFor(context.Background(), resilience.HoldThrottled, "twilio", 999999999*time.Second), &snooze)
+	require.Equal(t, time.Hour, snooze.Duration)
+	require.Equal(t, time.Hour, resilience.MaxThrottleWait)
+	require.ErrorAs(t, resilience.HoldFor(context.Background(), resilience.HoldThrottled, "twilio", 7*time.Minute), &snooze)
+	require.Equal(t, 7*time.Minute, snooze.Duration, "a shorter Retry-After is honoured")
+	require.ErrorAs(t, resilience.HoldFor(context.Background(), resilience.HoldScheduled, "", 48*time.Hour), &snooze)
+	require.Equal(t, 48*time.Hour, snooze.Duration)
+}

@@ -92,6 +92,23 @@ func TestSyncHoldsSayWhy(t *testing.T) {
 		require.Equal(t, 0, count(t, b.pool, "SELECT consecutive_failures FROM switchboard.device_connections WHERE id = $1", id),
 			"a hold is not a failure of the connection")
 	})
+
+	// A Retry-After of 31 years holds the sync for an hour at most
+	// (resilience.MaxThrottleWait); it used to park it for the 31 years.
+	t.Run("GoogleAnswered429ForYears", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(c *wearables.Config) { c.DataTypes = []string{googlehealth.TypeWeight} })
+		id := b.connect(t)
+		exec(t, b.pool, "DELETE FROM switchboard.river_job")
+		b.sb.Fail("/v4/users/", http.StatusTooManyRequests, 1, 999999999*time.Second)
+		before := time.Now()
+
+		h := syncHeld(t, b, id)
+		require.Equal(t, "scheduled", h.State)
+		require.Equal(t, resilience.HoldThrottled, h.Reason)
+		require.False(t, h.Until.Before(before.Add(time.Hour).Truncate(time.Second)), "held for the cap")
+		require.False(t, h.ScheduledAt.After(time.Now().Add(time.Hour)), "scheduled within the hour, not at %s", h.ScheduledAt)
+	})
 }
 
 // TestSyncOutcomes: our own permanent failures end in a dead letter marked
