@@ -65,11 +65,15 @@ func openPool(ctx context.Context, b base, maxConns int32) (*pgxpool.Pool, error
 	return database.Open(ctx, cfg)
 }
 
+// serviceStartWait is how long the long-running worker and api wait, while
+// they start, for a database that is restarting or failing over.
+const serviceStartWait = time.Minute
+
 // openServicePool is openPool for the long-running worker and api: a
 // database that is restarting or failing over when they start is waited for
-// (up to a minute) instead of ending the process.
+// (up to serviceStartWait) instead of ending the process.
 func openServicePool(ctx context.Context, b base, maxConns int32) (*pgxpool.Pool, error) {
-	b.waitForServer = time.Minute
+	b.waitForServer = serviceStartWait
 	return openPool(ctx, b, maxConns)
 }
 

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/database"
 	"github.com/switchboard-health/switchboard/internal/fhir"
 	"github.com/switchboard-health/switchboard/internal/googlehealth"
 	"github.com/switchboard-health/switchboard/internal/httpserver"
@@ -80,7 +81,20 @@ func (workerCmd) Run(e *env) error {
 		return err
 	}
 	defer pool.Close()
-	w, err := newWorker(ctx, cfg, pool, logger)
+	// The server may go away again just after Open reached it (a restart, a
+	// failover): wiring reads it and River's Start pings it, and either
+	// failing that way is waited for as Open waits, from scratch, instead of
+	// ending the process. Start is given a context that outlives ctx, as
+	// worker.Run's own (a no-op) Start would: River stops on Stop, not on
+	// cancellation.
+	var w *workerParts
+	err = database.WhileUnavailable(ctx, serviceStartWait, func(ctx context.Context) error {
+		var err error
+		if w, err = newWorker(ctx, cfg, pool, logger); err != nil {
+			return err
+		}
+		return w.client.Start(context.WithoutCancel(ctx))
+	})
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -138,7 +137,7 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 		if err == nil {
 			return pool, nil
 		}
-		if !unreachable(err) || !time.Now().Before(deadline) || ctx.Err() != nil {
+		if !Unavailable(err) || !time.Now().Before(deadline) || ctx.Err() != nil {
 			pool.Close()
 			return nil, fmt.Errorf("error connecting to database: %w", err)
 		}
@@ -147,18 +146,6 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-}
-
-// unreachable reports whether err means the server could not be reached or
-// is not accepting connections yet (worth waiting for), as opposed to a
-// refusal that waiting cannot fix (bad password, unknown database).
-func unreachable(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		// 57P03 cannot_connect_now: starting up, shutting down, recovering.
-		return pgErr.Code == "57P03"
-	}
-	return true // dial, timeout or reset: no answer from PostgreSQL
 }
 
 // Direction says which way Migrate goes.
