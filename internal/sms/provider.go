@@ -3,6 +3,7 @@ package sms
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/switchboard-health/switchboard/internal/resilience"
@@ -42,7 +43,38 @@ type Sender interface {
 	// resend. It is how an attempt whose outcome was lost is reconciled
 	// before any resend; which candidate is m's copy is decided by the
 	// domain (send_reconcile.go), not the adapter.
-	FindSent(ctx context.Context, m Outbound, since time.Time) ([]Candidate, error)
+	//
+	// taken says which provider ids other messages already hold: none of
+	// those is m's copy, so FindSent never returns one, and an adapter that
+	// must read each record to learn whose it is (Telnyx) asks taken first
+	// and reads only the rest — on a busy number most records are other
+	// messages' copies, and reading them all made a look-up dozens of
+	// requests long, so one failed request failed it. nil: none is taken.
+	FindSent(ctx context.Context, m Outbound, since time.Time, taken Taken) ([]Candidate, error)
+}
+
+// Taken reports which of the provider's message ids (ids) other messages
+// already hold, accepted or adopted (FindSent). An error is not the
+// provider's: the look-up fails with it.
+type Taken func(ctx context.Context, ids []string) (map[string]bool, error)
+
+// Untaken is ids without those taken reports, in order; a nil taken takes
+// none.
+func Untaken(ctx context.Context, taken Taken, ids []string) ([]string, error) {
+	if taken == nil || len(ids) == 0 {
+		return ids, nil
+	}
+	t, err := taken(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("error reading which provider ids other messages hold: %w", err)
+	}
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !t[id] {
+			out = append(out, id)
+		}
+	}
+	return out, nil
 }
 
 // ErrLookupIncomplete is what FindSent wraps when it could not read every

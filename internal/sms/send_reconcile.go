@@ -27,9 +27,10 @@ func (w *SendWorker) reconcile(ctx context.Context, job *river.Job[jobs.SMSSendA
 		return true, fmt.Errorf("error reconciling sms: provider %q of attempt %d is not configured", p.unresolved.Provider, p.unresolved.ID)
 	}
 	var cands []Candidate
+	taken := w.takenElsewhere(prov, job.Args.MessageID)
 	err := prov.call(ctx, true, func(ctx context.Context) error {
 		var err error
-		cands, err = prov.Sender.FindSent(ctx, w.outbound(p.out, prov), p.unresolved.StartedAt)
+		cands, err = prov.Sender.FindSent(ctx, w.outbound(p.out, prov), p.unresolved.StartedAt, taken)
 		return err
 	})
 	if errors.Is(err, ErrLookupIncomplete) {
@@ -38,7 +39,7 @@ func (w *SendWorker) reconcile(ctx context.Context, job *river.Job[jobs.SMSSendA
 	if err != nil {
 		return true, w.outcome(ctx, job, AsSendError(prov.Name(), fmt.Errorf("error reconciling sms with provider: %w", err)))
 	}
-	found, undecided, err := w.identify(ctx, prov, job.Args.MessageID, *p.unresolved, cands)
+	found, undecided, err := w.identify(ctx, taken, *p.unresolved, cands)
 	if err != nil {
 		return true, err
 	}
@@ -89,7 +90,7 @@ func (w *SendWorker) reconcile(ctx context.Context, job *river.Job[jobs.SMSSendA
 //     many there were, and the message is held for an operator.
 //
 // It returns nil, 0 when no candidate is left: the provider has no copy.
-func (w *SendWorker) identify(ctx context.Context, prov Provider, messageID int64, att db.MessageAttempt, cands []Candidate) (*Candidate, int, error) {
+func (w *SendWorker) identify(ctx context.Context, taken Taken, att db.MessageAttempt, cands []Candidate) (*Candidate, int, error) {
 	if len(cands) == 0 {
 		return nil, 0, nil
 	}
@@ -97,18 +98,52 @@ func (w *SendWorker) identify(ctx context.Context, prov Provider, messageID int6
 	for i, c := range cands {
 		ids[i] = c.ProviderMessageID
 	}
-	taken, err := w.q.ProviderIDsTakenElsewhere(ctx, w.pool, db.ProviderIDsTakenElsewhereParams{
-		Provider: prov.Name(), ProviderMessageIds: ids, MessageID: messageID,
-	})
+	t, err := taken(ctx, ids)
 	if err != nil {
 		return nil, 0, fmt.Errorf("error reading adopted provider ids: %w", err)
 	}
-	left := slices.DeleteFunc(slices.Clone(cands), func(c Candidate) bool { return slices.Contains(taken, c.ProviderMessageID) })
+	left := slices.DeleteFunc(slices.Clone(cands), func(c Candidate) bool { return t[c.ProviderMessageID] })
 	pick, tie := pickCandidate(left, att.StartedAt)
 	if tie {
 		return nil, len(left), nil
 	}
 	return pick, 0, nil
+}
+
+// takenElsewhere is the Taken of a look-up for message messageID on prov:
+// the provider ids another message holds (on the message, or on one of its
+// attempts). It remembers what it read, so identify's check of the
+// candidates FindSent returns asks the database only about ids it has not
+// seen.
+func (w *SendWorker) takenElsewhere(prov Provider, messageID int64) Taken {
+	known := map[string]bool{}
+	return func(ctx context.Context, ids []string) (map[string]bool, error) {
+		var ask []string
+		for _, id := range ids {
+			if _, ok := known[id]; !ok {
+				ask = append(ask, id)
+			}
+		}
+		if len(ask) > 0 {
+			rows, err := w.q.ProviderIDsTakenElsewhere(ctx, w.pool, db.ProviderIDsTakenElsewhereParams{
+				Provider: prov.Name(), ProviderMessageIds: ask, MessageID: messageID,
+			})
+			if err != nil {
+				return nil, err
+			}
+			for _, id := range ask {
+				known[id] = false
+			}
+			for _, id := range rows {
+				known[id] = true
+			}
+		}
+		out := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			out[id] = known[id]
+		}
+		return out, nil
+	}
 }
 
 // pickCandidate is identify's choice among candidates no other message

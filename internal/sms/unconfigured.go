@@ -22,7 +22,7 @@ func (u Unconfigured) Send(context.Context, Outbound) (Accepted, error) {
 }
 
 // FindSent implements Sender: nothing can be looked up.
-func (u Unconfigured) FindSent(context.Context, Outbound, time.Time) ([]Candidate, error) {
+func (u Unconfigured) FindSent(context.Context, Outbound, time.Time, Taken) ([]Candidate, error) {
 	return nil, u.err()
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -267,8 +268,9 @@ type detailRecordPage struct {
 // keeping outbound records to m.To from the configured sender (cli, or
 // profile_id without a from number) created no earlier than since minus a
 // minute of clock skew, a few pages at most. Records carry no text, so the
-// newest few candidates are fetched (GET /v2/messages/{id}, which echoes the
-// webhook_url we sent): one whose webhook_url is m's status callback (it
+// candidates are fetched (GET /v2/messages/{id}, which echoes the
+// webhook_url we sent) — except those taken says other messages hold, and
+// the oldest first, up to findMaxFetches: one whose webhook_url is m's status callback (it
 // holds our message id) is m's copy, sms.Candidate.Tagged, and ends the
 // search; one whose webhook_url is another URL is another message's and is
 // left out; one without a webhook URL is a candidate when its text is m's
@@ -279,7 +281,7 @@ type detailRecordPage struct {
 // sms.ClassThrottled wrapping ErrRecordsNotSettled, RetryAfter the time
 // left. Other errors are *sms.SendError; reads are idempotent, so
 // timeouts and 5xx are sms.ClassRetryable.
-func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) ([]sms.Candidate, error) {
+func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time, taken sms.Taken) ([]sms.Candidate, error) {
 	cutoff := since.Add(-clockSkew)
 	q := url.Values{
 		"filter[record_type]": {"messaging"},
@@ -331,6 +333,14 @@ func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) 
 		return nil, incomplete(fmt.Sprintf("%d detail records to the recipient since the attempt", findMaxPages*findPageSize))
 	}
 
+	// Records other messages hold are theirs: only the rest are read, the
+	// oldest first — m's copy, if Telnyx has one, was created when the
+	// attempt was made, before any later message to the number.
+	candidates, err := sms.Untaken(ctx, taken, candidates)
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(candidates)
 	var out []sms.Candidate
 	for i, id := range candidates {
 		if i == findMaxFetches {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -143,9 +144,11 @@ func (c *Client) validitySeconds(msg time.Duration) int {
 // has no date_sent yet, and missing it here would text the patient twice.
 // The window is applied to date_created instead.
 //
+// Copies other messages hold (taken) are never listed.
+//
 // Errors are *sms.SendError; listing is idempotent, so timeouts and 5xx are
 // sms.ClassRetryable.
-func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) ([]sms.Candidate, error) {
+func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time, taken sms.Taken) ([]sms.Candidate, error) {
 	p := &twapi.ListMessageParams{}
 	p.SetTo(m.To)
 	if c.cfg.FromNumber != "" {
@@ -198,7 +201,17 @@ func (c *Client) FindSent(ctx context.Context, m sms.Outbound, since time.Time) 
 		}
 		out = append(out, sms.Candidate{Accepted: accepted(msg), CreatedAt: created})
 	}
-	return out, nil
+	// The list holds whole messages, so nothing more is read; copies other
+	// messages hold are left out here all the same, as the contract says.
+	ids := make([]string, len(out))
+	for i, c := range out {
+		ids[i] = c.ProviderMessageID
+	}
+	left, err := sms.Untaken(ctx, taken, ids)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(out, func(c sms.Candidate) bool { return !slices.Contains(left, c.ProviderMessageID) }), nil
 }
 
 // Fetch returns the message with the given SID as Twilio sees it now (its

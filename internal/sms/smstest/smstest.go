@@ -10,6 +10,7 @@ package smstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -77,7 +78,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		m := out(h, 7, "Reply YES to confirm.")
 		acc, err := h.Adapter.Send(ctx, m)
 		require.NoError(t, err)
-		cands, err := h.Adapter.FindSent(ctx, m, since)
+		cands, err := h.Adapter.FindSent(ctx, m, since, nil)
 		require.NoError(t, err)
 		var found *sms.Candidate
 		for i := range cands {
@@ -101,7 +102,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		require.NoError(t, err)
 		a2, err := h.Adapter.Send(ctx, second)
 		require.NoError(t, err)
-		cands, err := h.Adapter.FindSent(ctx, second, since)
+		cands, err := h.Adapter.FindSent(ctx, second, since, nil)
 		require.NoError(t, err)
 		ids := map[string]bool{}
 		for _, c := range cands {
@@ -116,13 +117,47 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		}
 	})
 
+	// A copy another message holds (taken) is never listed, even with the
+	// same body; the other copies are, and taken is asked about them.
+	t.Run("FindSentLeavesOutCopiesOtherMessagesHold", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		since := time.Now().Add(-time.Second) // older than the harness's indexing lag
+		const body = "Reply YES to confirm."
+		other, mine := out(h, 41, body), out(h, 42, body)
+		a1, err := h.Adapter.Send(ctx, other)
+		require.NoError(t, err)
+		a2, err := h.Adapter.Send(ctx, mine)
+		require.NoError(t, err)
+		asked := map[string]bool{}
+		taken := func(_ context.Context, ids []string) (map[string]bool, error) {
+			for _, id := range ids {
+				asked[id] = true
+			}
+			return map[string]bool{a1.ProviderMessageID: true}, nil
+		}
+		cands, err := h.Adapter.FindSent(ctx, mine, since, taken)
+		require.NoError(t, err)
+		require.True(t, asked[a1.ProviderMessageID], "taken was asked about the other copy")
+		ids := map[string]bool{}
+		for _, c := range cands {
+			ids[c.ProviderMessageID] = true
+		}
+		require.False(t, ids[a1.ProviderMessageID], "the copy another message holds is not listed")
+		require.True(t, ids[a2.ProviderMessageID], "this message's copy is")
+
+		failing := func(context.Context, []string) (map[string]bool, error) { return nil, errors.New("database down") }
+		_, err = h.Adapter.FindSent(ctx, mine, since, failing)
+		require.Error(t, err, "a look-up that cannot tell whose copies are whose fails")
+	})
+
 	t.Run("FindSentIgnoresOtherBodies", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
 		since := time.Now().Add(-time.Second) // older than the harness's indexing lag
 		_, err := h.Adapter.Send(ctx, out(h, 21, "Your lab results are ready."))
 		require.NoError(t, err)
-		cands, err := h.Adapter.FindSent(ctx, out(h, 22, "Your prescription is ready."), since)
+		cands, err := h.Adapter.FindSent(ctx, out(h, 22, "Your prescription is ready."), since, nil)
 		require.NoError(t, err)
 		require.Empty(t, cands)
 	})
@@ -148,9 +183,9 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 // FindOne is FindSent for a test that expects at most one candidate: the
 // first, or nil.
 func FindOne(c interface {
-	FindSent(context.Context, sms.Outbound, time.Time) ([]sms.Candidate, error)
+	FindSent(context.Context, sms.Outbound, time.Time, sms.Taken) ([]sms.Candidate, error)
 }, m sms.Outbound, since time.Time) (*sms.Accepted, error) {
-	cands, err := c.FindSent(context.Background(), m, since)
+	cands, err := c.FindSent(context.Background(), m, since, nil)
 	if err != nil || len(cands) == 0 {
 		return nil, err
 	}
