@@ -74,36 +74,33 @@ func TestHeldPushesSayWhy(t *testing.T) {
 		requireHold(t, meta, resilience.HoldRateSlot)
 	})
 
-	t.Run("Throttled", func(t *testing.T) {
-		t.Parallel()
+	// throttled pushes a changed patient into an EHR answering 429 with
+	// Retry-After retryAfter (seconds) and returns the held job's metadata.
+	throttled := func(t *testing.T, retryAfter int) map[string]any {
 		b := setup(t, fhir.Config{})
 		ref := "throttled-" + randHex(4)
 		pid := b.patient(t, jobs.UpsertPatientParams{ExternalRef: ref, FamilyName: "Before"})
 		require.NoError(t, b.runPush(t, "patient", pid))
 		b.patient(t, jobs.UpsertPatientParams{ExternalRef: ref, FamilyName: "After"})
 		status, _, _ := fhirDo(t, "POST", b.base+"/$fault", map[string]any{"path": "Patient/" + b.link(t, "patient", pid).ResourceID,
-			"status": 429, "retryAfter": 7, "times": 1}, nil)
+			"status": 429, "retryAfter": retryAfter, "times": 1}, nil)
 		require.Equal(t, 200, status)
 		kind, meta := b.workHeld(t, b.push, jobs.FHIRPushArgs{EndpointID: b.endpoint.ID, Entity: "patient", EntityID: pid})
 		require.Equal(t, river.EventKindJobSnoozed, kind)
 		requireHold(t, meta, resilience.HoldThrottled)
+		return meta
+	}
+
+	t.Run("Throttled", func(t *testing.T) {
+		t.Parallel()
+		throttled(t, 7)
 	})
 
 	// A Retry-After of 31 years holds the push for an hour at most
 	// (resilience.MaxThrottleWait); it used to park it for the 31 years.
 	t.Run("ThrottledForYears", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, fhir.Config{})
-		ref := "throttled-" + randHex(4)
-		pid := b.patient(t, jobs.UpsertPatientParams{ExternalRef: ref, FamilyName: "Before"})
-		require.NoError(t, b.runPush(t, "patient", pid))
-		b.patient(t, jobs.UpsertPatientParams{ExternalRef: ref, FamilyName: "After"})
-		status, _, _ := fhirDo(t, "POST", b.base+"/$fault", map[string]any{"path": "Patient/" + b.link(t, "patient", pid).ResourceID,
-			"status": 429, "retryAfter": 999999999, "times": 1}, nil)
-		require.Equal(t, 200, status)
-		kind, meta := b.workHeld(t, b.push, jobs.FHIRPushArgs{EndpointID: b.endpoint.ID, Entity: "patient", EntityID: pid})
-		require.Equal(t, river.EventKindJobSnoozed, kind)
-		requireHold(t, meta, resilience.HoldThrottled)
+		meta := throttled(t, 999999999)
 		until, err := time.Parse(time.RFC3339, meta[resilience.MetadataHoldUntil].(string))
 		require.NoError(t, err)
 		require.False(t, until.After(time.Now().Add(time.Hour)), "held until %s", until)

@@ -22,7 +22,6 @@ import (
 	"github.com/switchboard-health/switchboard/internal/sms"
 	"github.com/switchboard-health/switchboard/internal/telnyx"
 	"github.com/switchboard-health/switchboard/internal/twilio"
-	"github.com/switchboard-health/switchboard/internal/worker"
 )
 
 type failoverBundle struct {
@@ -62,15 +61,7 @@ func setupFailover(t *testing.T, twilioURL string) *failoverBundle {
 		sms.SendDeps{Providers: []sms.Provider{{Sender: tw}, {Sender: tx}}}, logger))
 	river.AddWorker(workers, sms.NewWebhookWorker(pool, map[string]sms.ReportParser{"twilio": tw, "telnyx": tx},
 		sms.InboundConfig{HelpText: "help text"}, logger))
-	client, err := worker.NewClient(worker.Config{Queues: "sms=5,inbound=5", FetchCooldown: 10 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond},
-		pool, workers, nil, logger)
-	require.NoError(t, err)
-	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = client.StopAndCancel(c)
-	})
+	client := startClient(t, ctx, pool, workers, "sms=5,inbound=5", logger)
 	key, err := telnyx.ParsePublicKey(txBox.PublicKeyBase64())
 	require.NoError(t, err)
 	return &failoverBundle{testBundle: &testBundle{pool: pool, sandbox: twBox, twilio: tw, client: client}, telnyx: txBox, telnyxKey: key}

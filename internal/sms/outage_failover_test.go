@@ -21,7 +21,6 @@ import (
 	"github.com/switchboard-health/switchboard/internal/sms"
 	"github.com/switchboard-health/switchboard/internal/telnyx"
 	"github.com/switchboard-health/switchboard/internal/twilio"
-	"github.com/switchboard-health/switchboard/internal/worker"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -78,15 +77,7 @@ func TestTwilioOutageFailsOverToTelnyx(t *testing.T) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, sms.NewSendWorker(sms.Config{InFlightGrace: time.Second, PublicBaseURL: "https://switchboard.example.com"}, pool,
 		sms.SendDeps{Providers: providers, UnavailableLimit: time.Hour}, logger))
-	client, err := worker.NewClient(worker.Config{Queues: "sms=5", FetchCooldown: 10 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond},
-		pool, workers, nil, logger)
-	require.NoError(t, err)
-	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = client.StopAndCancel(c)
-	})
+	startClient(t, ctx, pool, workers, "sms=5", logger)
 
 	const n = 12
 	start := time.Now()

@@ -19,7 +19,6 @@ import (
 	twiliosandbox "github.com/switchboard-health/switchboard/internal/sandbox/twilio"
 	"github.com/switchboard-health/switchboard/internal/sms"
 	"github.com/switchboard-health/switchboard/internal/twilio"
-	"github.com/switchboard-health/switchboard/internal/worker"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -70,15 +69,7 @@ func TestOutageMidBatch(t *testing.T) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, sms.NewSendWorker(sms.Config{InFlightGrace: 3 * time.Second}, pool,
 		sms.SendDeps{Providers: []sms.Provider{{Sender: tw, Destination: dest, Probe: tw.Probe}}, UnavailableLimit: time.Hour}, logger))
-	client, err := worker.NewClient(worker.Config{Queues: fmt.Sprintf("sms=%d", outageWorkers), FetchCooldown: 10 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond},
-		pool, workers, nil, logger)
-	require.NoError(t, err)
-	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = client.StopAndCancel(c)
-	})
+	startClient(t, ctx, pool, workers, fmt.Sprintf("sms=%d", outageWorkers), logger)
 
 	send := func(from, to int) {
 		require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {

@@ -17,7 +17,6 @@ import (
 	"github.com/switchboard-health/switchboard/internal/sms"
 	"github.com/switchboard-health/switchboard/internal/telnyx"
 	"github.com/switchboard-health/switchboard/internal/twilio"
-	"github.com/switchboard-health/switchboard/internal/worker"
 )
 
 // With two providers, pausing one fails over: an operator who pauses
@@ -54,15 +53,7 @@ func TestPausingOneProviderFailsOverPausingAllHolds(t *testing.T) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, sms.NewSendWorker(sms.Config{InFlightGrace: 2 * time.Second}, pool,
 		sms.SendDeps{Providers: providers, UnavailableLimit: time.Hour}, logger))
-	client, err := worker.NewClient(worker.Config{Queues: "sms=5", FetchCooldown: 10 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond},
-		pool, workers, nil, logger, reg.Hook())
-	require.NoError(t, err)
-	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = client.StopAndCancel(c)
-	})
+	client := startClient(t, ctx, pool, workers, "sms=5", logger, reg.Hook())
 	b := &testBundle{pool: pool, sandbox: twBox, twilio: tw, client: client}
 	pause := func(dest string, paused bool) {
 		_, err := pool.Exec(ctx, "SELECT switchboard.destination_set_paused($1, $2, 'ops@test')", dest, paused)

@@ -20,7 +20,6 @@ import (
 	twiliosandbox "github.com/switchboard-health/switchboard/internal/sandbox/twilio"
 	"github.com/switchboard-health/switchboard/internal/sms"
 	"github.com/switchboard-health/switchboard/internal/twilio"
-	"github.com/switchboard-health/switchboard/internal/worker"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -69,15 +68,7 @@ func TestThreeReplicasRespectOneSenderLimit(t *testing.T) {
 			Sender: tw,
 			Slots:  ratelimit.New(pool).Slots("twilio:"+testFrom, limit),
 		}}}, logger))
-		client, err := worker.NewClient(worker.Config{Queues: "sms=10", FetchCooldown: 10 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond},
-			pool, workers, nil, logger.With("replica", i))
-		require.NoError(t, err)
-		require.NoError(t, client.Start(ctx))
-		t.Cleanup(func() {
-			c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = client.StopAndCancel(c)
-		})
+		startClient(t, ctx, pool, workers, "sms=10", logger.With("replica", i))
 	}
 
 	pool, err := database.Open(ctx, database.Config{URL: url, MaxConns: 2})

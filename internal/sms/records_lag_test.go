@@ -15,7 +15,6 @@ import (
 	telnyxsandbox "github.com/switchboard-health/switchboard/internal/sandbox/telnyx"
 	"github.com/switchboard-health/switchboard/internal/sms"
 	"github.com/switchboard-health/switchboard/internal/telnyx"
-	"github.com/switchboard-health/switchboard/internal/worker"
 )
 
 // recordLag is TELNYX_DETAIL_RECORD_LAG in these tests: long enough that
@@ -50,15 +49,7 @@ func setupRecordsLag(t *testing.T, recordDelay time.Duration) *lagBundle {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, sms.NewSendWorker(sms.Config{PublicBaseURL: "https://switchboard.example.com", InFlightGrace: time.Millisecond}, pool,
 		sms.SendDeps{Providers: []sms.Provider{{Sender: tx}}}, logger))
-	client, err := worker.NewClient(worker.Config{Queues: "sms=2", FetchCooldown: 10 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond},
-		pool, workers, nil, logger)
-	require.NoError(t, err)
-	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = client.StopAndCancel(c)
-	})
+	client := startClient(t, ctx, pool, workers, "sms=2", logger)
 	return &lagBundle{testBundle: &testBundle{pool: pool, client: client}, telnyx: box, ahead: ahead}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-health/switchboard/internal/database/dbtest"
@@ -38,6 +39,23 @@ type testBundle struct {
 	sandbox *twiliosandbox.Server
 	twilio  *twilio.Client
 	client  *river.Client[pgx.Tx]
+}
+
+// startClient starts a River client working queues with workers on pool,
+// with the fetch settings every test here uses, and stops it (cancelling
+// running jobs) at cleanup.
+func startClient(t *testing.T, ctx context.Context, pool *pgxpool.Pool, workers *river.Workers, queues string, logger *slog.Logger, hooks ...rivertype.Hook) *river.Client[pgx.Tx] {
+	t.Helper()
+	client, err := worker.NewClient(worker.Config{Queues: queues, FetchCooldown: 10 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond},
+		pool, workers, nil, logger, hooks...)
+	require.NoError(t, err)
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.StopAndCancel(c)
+	})
+	return client
 }
 
 // setup runs the real send worker in a River client against a fresh
@@ -64,18 +82,7 @@ func setup(t *testing.T, publicBaseURL string) *testBundle {
 	river.AddWorker(workers, sms.NewReconcileWorker(sms.ReconcileConfig{After: 30 * time.Minute, MaxAge: 72 * time.Hour},
 		pool, []sms.Provider{{Sender: tw}}, logger))
 	river.AddWorker(workers, sms.NewWebhookWorker(pool, map[string]sms.ReportParser{twilio.Provider: tw}, sms.InboundConfig{HelpText: "help text", AutoReplyText: "not monitored", AutoReplyWindow: time.Hour}, logger))
-	client, err := worker.NewClient(worker.Config{
-		Queues:            "sms=10,inbound=5",
-		FetchCooldown:     10 * time.Millisecond,
-		FetchPollInterval: 50 * time.Millisecond,
-	}, pool, workers, nil, logger)
-	require.NoError(t, err)
-	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() {
-		stopCtx, c := context.WithTimeout(context.Background(), 10*time.Second)
-		defer c()
-		_ = client.StopAndCancel(stopCtx)
-	})
+	client := startClient(t, ctx, pool, workers, "sms=10,inbound=5", logger)
 	return &testBundle{pool: pool, sandbox: sandbox, twilio: tw, client: client}
 }
 
