@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/switchboard-health/switchboard/internal/resilience"
 )
 
 // MediaType is FHIR's JSON media type.
@@ -200,7 +202,7 @@ func (c *Client) once(ctx context.Context, u *url.URL, rq request) (*Response, e
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, &Error{Op: rq.op, Status: resp.StatusCode, Issues: issueCodes(b), Diagnostics: diagnostics(b, rq.body),
-			RetryAfter: retryAfter(resp.Header), Conditional: rq.conditional}
+			RetryAfter: resilience.RetryAfter(resp.Header.Get("Retry-After"), time.Now()), Conditional: rq.conditional}
 	}
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -258,22 +257,4 @@ func safePath(s string) string {
 		}
 	}
 	return s
-}
-
-// retryAfter reads a Retry-After header: delay seconds or an HTTP date,
-// capped at resilience.MaxThrottleWait (the longest a throttled push is
-// held; seconds beyond it would overflow a Duration); absent or unparsable
-// is 0.
-func retryAfter(h http.Header) time.Duration {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-		return time.Duration(min(n, int64(resilience.MaxThrottleWait/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(time.Until(t), 0), resilience.MaxThrottleWait)
-	}
-	return 0
 }

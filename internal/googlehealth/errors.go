@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
+
+	"github.com/switchboard-health/switchboard/internal/resilience"
 )
 
 // Class is what a worker does with an error.
@@ -110,7 +111,7 @@ type apiErrorBody struct {
 }
 
 func newError(resp *http.Response, body []byte) *Error {
-	e := &Error{HTTPStatus: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
+	e := &Error{HTTPStatus: resp.StatusCode, RetryAfter: resilience.RetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	var b apiErrorBody
 	if json.Unmarshal(body, &b) == nil {
 		e.Status = b.Error.Status
@@ -122,26 +123,6 @@ func newError(resp *http.Response, body []byte) *Error {
 		}
 	}
 	return e
-}
-
-// maxRetryAfter caps what retryAfter reads (seconds beyond it would
-// overflow a Duration); the sync holds a throttled job for at most
-// resilience.MaxThrottleWait, the same hour.
-const maxRetryAfter = time.Hour
-
-// retryAfter reads a Retry-After header: delay seconds or an HTTP date,
-// capped at maxRetryAfter; absent or unparsable is 0.
-func retryAfter(h string) time.Duration {
-	if h == "" {
-		return 0
-	}
-	if s, err := strconv.ParseInt(h, 10, 64); err == nil && s >= 0 {
-		return time.Duration(min(s, int64(maxRetryAfter/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		return min(max(time.Until(t), 0), maxRetryAfter)
-	}
-	return 0
 }
 
 // ErrInvalidGrant is matched (errors.Is) by an *OAuthError whose code is

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/internal/sms"
 )
 
@@ -26,8 +27,6 @@ const (
 	// slowThrottleWait is used for the carrier's upstream rate limit
 	// (40011): the carrier drains at its own pace.
 	slowThrottleWait = time.Minute
-	// maxThrottleWait caps whatever the headers say.
-	maxThrottleWait = time.Hour
 )
 
 // Rate-limit headers, read in this order (messaging.md §3, the order of
@@ -351,7 +350,7 @@ func sanitize(err error) error {
 // x-ratelimit-reset (seconds until the window resets; a value that can only
 // be a Unix time is read as one). Absent, unparsable, past or non-positive
 // values fall through to the next header, and to def. The result is capped
-// at maxThrottleWait.
+// at resilience.MaxThrottleWait.
 func throttleWait(h http.Header, now time.Time, def time.Duration) time.Duration {
 	d := def
 	if v, ok := positiveFloat(h.Get(headerRetryAfterMs)); ok {
@@ -369,7 +368,7 @@ func throttleWait(h http.Header, now time.Time, def time.Duration) time.Duration
 			d = fromSeconds(v)
 		}
 	}
-	return min(d, maxThrottleWait)
+	return min(d, resilience.MaxThrottleWait)
 }
 
 // unixTimeFloor separates a delay in seconds from a Unix time (2001-09-09):
@@ -387,8 +386,8 @@ func positiveFloat(s string) (float64, bool) {
 // fromSeconds converts seconds to a Duration, saturating instead of
 // overflowing.
 func fromSeconds(s float64) time.Duration {
-	if s >= maxThrottleWait.Seconds() {
-		return maxThrottleWait
+	if s >= resilience.MaxThrottleWait.Seconds() {
+		return resilience.MaxThrottleWait
 	}
 	return time.Duration(s * float64(time.Second))
 }

@@ -10,6 +10,7 @@ import (
 
 	twclient "github.com/twilio/twilio-go/client"
 
+	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/internal/sms"
 )
 
@@ -24,8 +25,6 @@ const (
 	// slowThrottleWait is used for queue-full codes (21611, 30001): the
 	// sender's queue drains at its own rate, so hammering it is pointless.
 	slowThrottleWait = time.Minute
-	// maxThrottleWait caps whatever Retry-After says.
-	maxThrottleWait = time.Hour
 )
 
 // ErrUndecodable is wrapped by errors for responses twilio-go could not
@@ -237,21 +236,11 @@ func sanitize(err error) error {
 	return err
 }
 
-// retryAfter reads a Retry-After header: delay seconds or an HTTP date.
-// Absent, unparsable or non-positive values give def; the result is capped
-// at maxThrottleWait.
+// retryAfter is Retry-After as of now (resilience.RetryAfter), or def
+// when it gives none; at most resilience.MaxThrottleWait either way.
 func retryAfter(header string, now time.Time, def time.Duration) time.Duration {
-	d := def
-	if header != "" {
-		if secs, err := strconv.ParseInt(header, 10, 64); err == nil {
-			if secs > 0 {
-				d = time.Duration(min(secs, int64(maxThrottleWait/time.Second))) * time.Second
-			}
-		} else if t, err := http.ParseTime(header); err == nil {
-			if until := t.Sub(now); until > 0 {
-				d = until
-			}
-		}
+	if d := resilience.RetryAfter(header, now); d > 0 {
+		return d
 	}
-	return min(d, maxThrottleWait)
+	return min(def, resilience.MaxThrottleWait)
 }
