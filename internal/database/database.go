@@ -129,23 +129,16 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("error creating pool: %w", err)
 	}
-	deadline := time.Now().Add(cfg.WaitForServer)
-	for {
+	err = WhileUnavailable(ctx, cfg.WaitForServer, func(ctx context.Context) error {
 		pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := pool.Ping(pingCtx)
-		cancel()
-		if err == nil {
-			return pool, nil
-		}
-		if !Unavailable(err) || !time.Now().Before(deadline) || ctx.Err() != nil {
-			pool.Close()
-			return nil, fmt.Errorf("error connecting to database: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
-		}
+		defer cancel()
+		return pool.Ping(pingCtx)
+	})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("error connecting to database: %w", err)
 	}
+	return pool, nil
 }
 
 // Direction says which way Migrate goes.
