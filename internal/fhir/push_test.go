@@ -407,12 +407,28 @@ func TestPullAgainstRealServer(t *testing.T) {
 	require.Equal(t, 8, events)
 
 	t.Run("PullingAgainStoresNothingNew", func(t *testing.T) {
-		var before int
-		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM switchboard.fhir_inbound`).Scan(&before))
+		var before, newest int64
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*), coalesce(max(id), 0) FROM switchboard.fhir_inbound`).Scan(&before, &newest))
+		// The server is shared, as an EHR is: meanwhile someone else records
+		// an Observation. The pull stores that one; of what it had already
+		// pulled it stores nothing again.
+		status, other, _ := fhirDo(t, "POST", b.base+"/Observation", map[string]any{"resourceType": "Observation", "status": "final",
+			"code":              map[string]any{"coding": []any{map[string]any{"system": fhir.SystemLOINC, "code": "8867-4"}}},
+			"effectiveDateTime": time.Now().UTC().Format(time.RFC3339),
+			"valueQuantity":     map[string]any{"value": 61, "unit": "/min", "system": fhir.SystemUCUM, "code": "/min"}}, nil)
+		require.Equal(t, 201, status)
 		require.NoError(t, b.runPull(t, "Observation"))
-		var after int
-		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM switchboard.fhir_inbound`).Scan(&after))
-		require.Equal(t, before, after, "dedupe on (type, id, versionId) within the overlap window")
+		var again int64
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM switchboard.fhir_inbound f WHERE EXISTS (
+			SELECT 1 FROM switchboard.fhir_inbound g WHERE g.id <= $1 AND g.resource_type = f.resource_type AND g.resource_id = f.resource_id)`,
+			newest).Scan(&again))
+		require.Equal(t, before, again, "dedupe on (type, id, versionId) within the overlap window")
+		var stored int
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM switchboard.fhir_inbound WHERE id > $1 AND resource_type = 'Observation' AND resource_id = $2`,
+			newest, other["id"]).Scan(&stored))
+		require.Equal(t, 1, stored, "what changed on the server meanwhile is pulled")
+		require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT count(*) FROM switchboard.observations WHERE patient_id = $1 AND source = 'ehr:medplum'`, pid).Scan(&pulled))
+		require.Equal(t, 7, pulled)
 	})
 
 	t.Run("PulledObservationsAreNeverPushedBack", func(t *testing.T) {
