@@ -57,23 +57,32 @@ func (w *SendWorker) loadForSend(ctx context.Context, tx pgx.Tx, ids []int64) (m
 	if err != nil {
 		return nil, fmt.Errorf("error loading messages: %w", err)
 	}
-	out := make(map[int64]sendState, len(rows))
-	for _, r := range rows {
-		out[r.Message.ID] = sendState{msg: r.Message, optedOut: r.OptedOut}
-	}
 	if len(rows) == 0 {
-		return out, nil
+		return sendStates(nil, nil), nil
 	}
 	atts, err := w.q.AttemptsLatestUnresolved(ctx, tx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("error loading attempts: %w", err)
 	}
+	return sendStates(rows, atts), nil
+}
+
+// sendStates is the messages rows (MessagesForSend) with their unresolved
+// attempts (AttemptsLatestUnresolved, read after the messages' locks).
+func sendStates(rows []db.MessagesForSendRow, atts []db.MessageAttempt) map[int64]sendState {
+	out := make(map[int64]sendState, len(rows))
+	for _, r := range rows {
+		out[r.Message.ID] = sendState{msg: r.Message, optedOut: r.OptedOut}
+	}
 	for i := range atts {
-		st := out[atts[i].MessageID]
+		st, ok := out[atts[i].MessageID]
+		if !ok {
+			continue
+		}
 		st.unresolved = &atts[i]
 		out[atts[i].MessageID] = st
 	}
-	return out, nil
+	return out
 }
 
 // decision is what is to be done with a message.

@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/database"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -52,21 +53,31 @@ type held struct {
 // holding returns which of the messages ids (each worked by runs[i]) their
 // runs still hold. The messages must be locked by the transaction already.
 func (w *SendWorker) holding(ctx context.Context, tx pgx.Tx, ids []int64, runs []run) (map[held]bool, error) {
+	rows, err := w.q.SendRunsHolding(ctx, tx, holdingParams(ids, runs))
+	if err != nil {
+		return nil, fmt.Errorf("error checking the job's run: %w", err)
+	}
+	return heldBy(rows), nil
+}
+
+// holdingParams asks SendRunsHolding whether runs[i] holds message ids[i].
+func holdingParams(ids []int64, runs []run) db.SendRunsHoldingParams {
 	p := db.SendRunsHoldingParams{MessageIds: ids}
 	for _, r := range runs {
 		p.JobIds = append(p.JobIds, r.jobID)
 		p.Attempts = append(p.Attempts, int32(r.attempt))
 		p.Snoozes = append(p.Snoozes, int32(r.snoozes))
 	}
-	rows, err := w.q.SendRunsHolding(ctx, tx, p)
-	if err != nil {
-		return nil, fmt.Errorf("error checking the job's run: %w", err)
-	}
+	return p
+}
+
+// heldBy is SendRunsHolding's answer as a set.
+func heldBy(rows []db.SendRunsHoldingRow) map[held]bool {
 	out := make(map[held]bool, len(rows))
 	for _, r := range rows {
 		out[held{r.ID, run{jobID: r.JobID, attempt: int(r.Attempt), snoozes: int(r.Snoozes)}}] = true
 	}
-	return out, nil
+	return out
 }
 
 // hold checks that r still holds message id (locked by tx already).
@@ -151,22 +162,27 @@ type claim struct {
 func (w *SendWorker) claimBatch(ctx context.Context, reqs []claimReq) ([]claim, error) {
 	out := make([]claim, len(reqs))
 	ids := make([]int64, len(reqs))
+	runs := make([]run, len(reqs))
 	for i, r := range reqs {
-		ids[i] = r.messageID
+		ids[i], runs[i] = r.messageID, r.run
 	}
-	err := w.tx(ctx, func(tx pgx.Tx) error {
-		states, err := w.loadForSend(ctx, tx, ids)
-		if err != nil {
-			return err
+	// Two round trips: the locks and what the decision reads (each read
+	// after the locks, in a statement of its own), then the attempts with
+	// the commit.
+	err := database.InPipe(ctx, w.pool, func(p *database.Pipe) error {
+		var (
+			rows   []db.MessagesForSendRow
+			atts   []db.MessageAttempt
+			holdBy []db.SendRunsHoldingRow
+		)
+		if err := p.Send(ctx,
+			func(q db.DBTX) (err error) { rows, err = w.q.MessagesForSend(ctx, q, ids); return err },
+			func(q db.DBTX) (err error) { atts, err = w.q.AttemptsLatestUnresolved(ctx, q, ids); return err },
+			func(q db.DBTX) (err error) { holdBy, err = w.q.SendRunsHolding(ctx, q, holdingParams(ids, runs)); return err },
+		); err != nil {
+			return fmt.Errorf("error loading messages: %w", err)
 		}
-		runs := make([]run, len(reqs))
-		for i, r := range reqs {
-			runs[i] = r.run
-		}
-		holds, err := w.holding(ctx, tx, ids, runs)
-		if err != nil {
-			return err
-		}
+		states, holds := sendStates(rows, atts), heldBy(holdBy)
 		now := time.Now()
 		var (
 			claimed []claimReq
@@ -189,12 +205,19 @@ func (w *SendWorker) claimBatch(ctx context.Context, reqs []claimReq) ([]claim, 
 		if len(claimed) == 0 {
 			return nil
 		}
-		atts, err := w.claimRows(ctx, tx, claimed)
+		var started []db.MessageAttempt
+		if err := p.Commit(ctx, func(q db.DBTX) (err error) {
+			started, err = w.q.AttemptsStart(ctx, q, startParams(claimed))
+			return err
+		}); err != nil {
+			return fmt.Errorf("error recording attempts: %w", err)
+		}
+		byMessage, err := attemptsByMessage(started, len(claimed))
 		if err != nil {
 			return err
 		}
 		for j, r := range claimed {
-			out[index[r.messageID]] = claim{ok: true, plan: plans[j], att: atts[r.messageID]}
+			out[index[r.messageID]] = claim{ok: true, plan: plans[j], att: byMessage[r.messageID]}
 		}
 		return nil
 	})
@@ -210,6 +233,15 @@ func (w *SendWorker) claimBatch(ctx context.Context, reqs []claimReq) ([]claim, 
 // run honour it), and the message is written once, when the provider has
 // accepted it.
 func (w *SendWorker) claimRows(ctx context.Context, tx pgx.Tx, reqs []claimReq) (map[int64]db.MessageAttempt, error) {
+	atts, err := w.q.AttemptsStart(ctx, tx, startParams(reqs))
+	if err != nil {
+		return nil, fmt.Errorf("error recording attempts: %w", err)
+	}
+	return attemptsByMessage(atts, len(reqs))
+}
+
+// startParams records an attempt for each of reqs.
+func startParams(reqs []claimReq) db.AttemptsStartParams {
 	start := db.AttemptsStartParams{}
 	for _, r := range reqs {
 		start.MessageIds = append(start.MessageIds, r.messageID)
@@ -217,16 +249,18 @@ func (w *SendWorker) claimRows(ctx context.Context, tx pgx.Tx, reqs []claimReq) 
 		start.JobIds = append(start.JobIds, r.run.jobID)
 		start.JobAttempts = append(start.JobAttempts, int32(r.run.attempt))
 	}
-	atts, err := w.q.AttemptsStart(ctx, tx, start)
-	if err != nil {
-		return nil, fmt.Errorf("error recording attempts: %w", err)
-	}
+	return start
+}
+
+// attemptsByMessage is AttemptsStart's rows by message id; n messages
+// were asked for.
+func attemptsByMessage(atts []db.MessageAttempt, n int) (map[int64]db.MessageAttempt, error) {
 	out := make(map[int64]db.MessageAttempt, len(atts))
 	for _, a := range atts {
 		out[a.MessageID] = a
 	}
-	if len(out) != len(reqs) {
-		return nil, fmt.Errorf("error recording attempts: %d rows for %d messages", len(out), len(reqs))
+	if len(out) != n {
+		return nil, fmt.Errorf("error recording attempts: %d rows for %d messages", len(out), n)
 	}
 	return out, nil
 }

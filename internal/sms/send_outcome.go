@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/database"
 	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/jobs"
 )
@@ -29,11 +30,36 @@ type acceptReq struct {
 // acceptBatch records, in one transaction, what the providers accepted.
 // A request whose run lost its message gets errLostRun.
 func (w *SendWorker) acceptBatch(ctx context.Context, reqs []acceptReq) ([]error, error) {
+	reqs = byMessage(reqs)
+	ids, runs := acceptIDs(reqs)
 	var lost map[int64]bool
-	err := w.tx(ctx, func(tx pgx.Tx) error {
-		var err error
-		lost, err = w.acceptRows(ctx, tx, reqs)
-		return err
+	// Three round trips: the locks and the run check, the attempts, then
+	// the messages with the commit.
+	err := database.InPipe(ctx, w.pool, func(p *database.Pipe) error {
+		var holdBy []db.SendRunsHoldingRow
+		if err := p.Send(ctx,
+			func(q db.DBTX) error { return w.q.MessagesLock(ctx, q, ids) },
+			func(q db.DBTX) (err error) { holdBy, err = w.q.SendRunsHolding(ctx, q, holdingParams(ids, runs)); return err },
+		); err != nil {
+			return fmt.Errorf("error locking messages: %w", err)
+		}
+		var kept []acceptReq
+		lost, kept = w.stillHeld(ctx, reqs, heldBy(holdBy))
+		atts := attemptsAcceptParams(kept)
+		var took []int64
+		if len(atts.Ids) > 0 {
+			if err := p.Send(ctx, func(q db.DBTX) (err error) { took, err = w.q.AttemptsAccept(ctx, q, atts); return err }); err != nil {
+				return fmt.Errorf("error recording attempts: %w", err)
+			}
+		}
+		msgs := w.messagesAcceptParams(ctx, kept, took)
+		if len(msgs.Ids) == 0 {
+			return nil
+		}
+		if err := p.Commit(ctx, func(q db.DBTX) error { return w.q.MessagesAccept(ctx, q, msgs) }); err != nil {
+			return fmt.Errorf("error recording provider ids: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -47,16 +73,26 @@ func (w *SendWorker) acceptBatch(ctx context.Context, reqs []acceptReq) ([]error
 	return out, nil
 }
 
-// acceptRows locks the messages of reqs, and records the acceptances of
-// those their runs still hold; it returns the others (nothing written).
-func (w *SendWorker) acceptRows(ctx context.Context, tx pgx.Tx, reqs []acceptReq) (map[int64]bool, error) {
-	// Messages in id order, as every writer of several messages takes them.
-	reqs = slices.SortedFunc(slices.Values(reqs), func(a, b acceptReq) int { return cmp.Compare(a.messageID, b.messageID) })
+// byMessage is reqs in message id order, as every writer of several
+// messages locks them.
+func byMessage(reqs []acceptReq) []acceptReq {
+	return slices.SortedFunc(slices.Values(reqs), func(a, b acceptReq) int { return cmp.Compare(a.messageID, b.messageID) })
+}
+
+func acceptIDs(reqs []acceptReq) ([]int64, []run) {
 	ids := make([]int64, len(reqs))
 	runs := make([]run, len(reqs))
 	for i, r := range reqs {
 		ids[i], runs[i] = r.messageID, r.run
 	}
+	return ids, runs
+}
+
+// acceptRows locks the messages of reqs, and records the acceptances of
+// those their runs still hold; it returns the others (nothing written).
+func (w *SendWorker) acceptRows(ctx context.Context, tx pgx.Tx, reqs []acceptReq) (map[int64]bool, error) {
+	reqs = byMessage(reqs)
+	ids, runs := acceptIDs(reqs)
 	if err := w.q.MessagesLock(ctx, tx, ids); err != nil {
 		return nil, fmt.Errorf("error locking messages: %w", err)
 	}
@@ -64,8 +100,14 @@ func (w *SendWorker) acceptRows(ctx context.Context, tx pgx.Tx, reqs []acceptReq
 	if err != nil {
 		return nil, err
 	}
-	lost := map[int64]bool{}
-	kept := reqs[:0:0]
+	lost, kept := w.stillHeld(ctx, reqs, holds)
+	return lost, w.acceptMessages(ctx, tx, kept)
+}
+
+// stillHeld splits reqs into the messages their runs no longer hold
+// (nothing is written for them) and the rest.
+func (w *SendWorker) stillHeld(ctx context.Context, reqs []acceptReq, holds map[held]bool) (lost map[int64]bool, kept []acceptReq) {
+	lost = map[int64]bool{}
 	for _, r := range reqs {
 		if !holds[held{r.messageID, r.run}] {
 			lost[r.messageID] = true
@@ -75,12 +117,32 @@ func (w *SendWorker) acceptRows(ctx context.Context, tx pgx.Tx, reqs []acceptReq
 		}
 		kept = append(kept, r)
 	}
-	return lost, w.acceptMessages(ctx, tx, kept)
+	return lost, kept
 }
 
 // acceptMessages records acceptances on the attempts and messages, which
 // tx has locked for runs that hold them.
 func (w *SendWorker) acceptMessages(ctx context.Context, tx pgx.Tx, reqs []acceptReq) error {
+	atts := attemptsAcceptParams(reqs)
+	var took []int64
+	if len(atts.Ids) > 0 {
+		var err error
+		if took, err = w.q.AttemptsAccept(ctx, tx, atts); err != nil {
+			return fmt.Errorf("error recording attempts: %w", err)
+		}
+	}
+	msgs := w.messagesAcceptParams(ctx, reqs, took)
+	if len(msgs.Ids) == 0 {
+		return nil
+	}
+	if err := w.q.MessagesAccept(ctx, tx, msgs); err != nil {
+		return fmt.Errorf("error recording provider ids: %w", err)
+	}
+	return nil
+}
+
+// attemptsAcceptParams accepts the attempts of reqs (adoptions have none).
+func attemptsAcceptParams(reqs []acceptReq) db.AttemptsAcceptParams {
 	atts := db.AttemptsAcceptParams{}
 	for _, r := range reqs {
 		if r.attemptID != 0 {
@@ -88,19 +150,19 @@ func (w *SendWorker) acceptMessages(ctx context.Context, tx pgx.Tx, reqs []accep
 			atts.ProviderMessageIds = append(atts.ProviderMessageIds, r.acc.ProviderMessageID)
 		}
 	}
-	took := map[int64]bool{}
-	if len(atts.Ids) > 0 {
-		ids, err := w.q.AttemptsAccept(ctx, tx, atts)
-		if err != nil {
-			return fmt.Errorf("error recording attempts: %w", err)
-		}
-		for _, id := range ids {
-			took[id] = true
-		}
+	return atts
+}
+
+// messagesAcceptParams records on their messages the acceptances of reqs
+// whose attempts took them (AttemptsAccept returned took).
+func (w *SendWorker) messagesAcceptParams(ctx context.Context, reqs []acceptReq, took []int64) db.MessagesAcceptParams {
+	taken := make(map[int64]bool, len(took))
+	for _, id := range took {
+		taken[id] = true
 	}
 	msgs := db.MessagesAcceptParams{}
 	for _, r := range reqs {
-		if r.attemptID != 0 && !took[r.attemptID] {
+		if r.attemptID != 0 && !taken[r.attemptID] {
 			// The run that made this attempt gave up before its result
 			// committed, and a later run has settled the attempt since:
 			// that run's decision stands.
@@ -116,13 +178,7 @@ func (w *SendWorker) acceptMessages(ctx context.Context, tx pgx.Tx, reqs []accep
 		msgs.ComputedSegments = append(msgs.ComputedSegments, int32(r.plan.segments))
 		msgs.Encodings = append(msgs.Encodings, r.plan.encoding)
 	}
-	if len(msgs.Ids) == 0 {
-		return nil
-	}
-	if err := w.q.MessagesAccept(ctx, tx, msgs); err != nil {
-		return fmt.Errorf("error recording provider ids: %w", err)
-	}
-	return nil
+	return msgs
 }
 
 // accepted records the provider's id and completes the job in one

@@ -1,0 +1,230 @@
+package database_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/database"
+	"github.com/switchboard-health/switchboard/internal/database/dbtest"
+)
+
+// roundTrips counts what a pool sends: batches (one round trip each) and
+// lone queries.
+type roundTrips struct {
+	mu             sync.Mutex
+	batches, lones int
+	batchSQL       [][]string
+}
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	r.mu.Lock()
+	r.lones++
+	r.mu.Unlock()
+	return ctx
+}
+
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	r.mu.Lock()
+	r.batches++
+	var sql []string
+	for _, q := range d.Batch.QueuedQueries {
+		sql = append(sql, q.SQL)
+	}
+	r.batchSQL = append(r.batchSQL, sql)
+	r.mu.Unlock()
+	return ctx
+}
+
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// seen is what was sent so far.
+func (r *roundTrips) seen() (batches, lones int, batchSQL [][]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.batches, r.lones, r.batchSQL
+}
+
+func (r *roundTrips) reset() {
+	r.mu.Lock()
+	r.batches, r.lones, r.batchSQL = 0, 0, nil
+	r.mu.Unlock()
+}
+
+func pipePool(t *testing.T) (*pgxpool.Pool, *roundTrips) {
+	t.Helper()
+	pc, err := pgxpool.ParseConfig(dbtest.NewDatabase(t))
+	require.NoError(t, err)
+	rt := &roundTrips{}
+	pc.ConnConfig.Tracer = rt
+	pool, err := pgxpool.NewWithConfig(t.Context(), pc)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	_, err = pool.Exec(t.Context(), `CREATE TABLE pipe (k text PRIMARY KEY, n int, u int UNIQUE DEFERRABLE INITIALLY DEFERRED)`)
+	require.NoError(t, err)
+	rt.reset()
+	return pool, rt
+}
+
+func insert(k string, n int) database.Step {
+	return func(q db.DBTX) error {
+		_, err := q.Exec(context.Background(), `INSERT INTO pipe (k, n) VALUES ($1, $2)`, k, n)
+		return err
+	}
+}
+
+func keys(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), `SELECT k FROM pipe ORDER BY k`)
+	require.NoError(t, err)
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return out
+}
+
+// noTransactionLeftOpen: no connection of the database sits in a
+// transaction (a failed pipe's connection is rolled back or closed).
+func noTransactionLeftOpen(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'`).Scan(&n))
+	require.Zero(t, n)
+}
+
+func TestInPipe(t *testing.T) {
+	t.Parallel()
+
+	t.Run("EachSendIsOneBatchWithBeginFirstAndCommitLast", func(t *testing.T) {
+		t.Parallel()
+		pool, rt := pipePool(t)
+		var seen, sum int
+		err := database.InPipe(t.Context(), pool, func(p *database.Pipe) error {
+			// Later statements of one Send see what earlier ones wrote.
+			if err := p.Send(t.Context(), insert("a", 1), insert("b", 2), func(q db.DBTX) error {
+				return q.QueryRow(context.Background(), `SELECT count(*) FROM pipe`).Scan(&seen)
+			}); err != nil {
+				return err
+			}
+			return p.Commit(t.Context(), insert("c", 3), func(q db.DBTX) error {
+				return q.QueryRow(context.Background(), `SELECT sum(n) FROM pipe`).Scan(&sum)
+			})
+		})
+		require.NoError(t, err)
+		batches, lones, sql := rt.seen()
+		require.Equal(t, 2, batches, "one batch per Send or Commit")
+		require.Zero(t, lones, "nothing sent on its own")
+		require.Equal(t, "begin", sql[0][0])
+		require.Len(t, sql[0], 4)
+		require.Equal(t, "commit", sql[1][len(sql[1])-1])
+		require.Len(t, sql[1], 3)
+		require.Equal(t, 2, seen)
+		require.Equal(t, 6, sum)
+		require.Equal(t, []string{"a", "b", "c"}, keys(t, pool))
+	})
+
+	t.Run("WithoutCommitTheTransactionCommitsAlone", func(t *testing.T) {
+		t.Parallel()
+		pool, rt := pipePool(t)
+		require.NoError(t, database.InPipe(t.Context(), pool, func(p *database.Pipe) error {
+			return p.Send(t.Context(), insert("a", 1))
+		}))
+		batches, _, _ := rt.seen()
+		require.Equal(t, 2, batches, "the statements, then the commit")
+		require.Equal(t, []string{"a"}, keys(t, pool))
+		noTransactionLeftOpen(t, pool)
+	})
+
+	t.Run("AFailingStatementLeavesNothing", func(t *testing.T) {
+		t.Parallel()
+		pool, _ := pipePool(t)
+		err := database.InPipe(t.Context(), pool, func(p *database.Pipe) error {
+			if err := p.Send(t.Context(), insert("a", 1)); err != nil {
+				return err
+			}
+			return p.Commit(t.Context(), insert("b", 2), insert("a", 3), insert("c", 4))
+		})
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr)
+		require.Equal(t, "23505", pgErr.Code)
+		require.Empty(t, keys(t, pool), "the statements before the failure are rolled back too")
+		noTransactionLeftOpen(t, pool)
+	})
+
+	t.Run("AFailingCommitIsReported", func(t *testing.T) {
+		t.Parallel()
+		pool, _ := pipePool(t)
+		// The deferred unique constraint fails at COMMIT, not at the insert.
+		err := database.InPipe(t.Context(), pool, func(p *database.Pipe) error {
+			return p.Commit(t.Context(), func(q db.DBTX) error {
+				_, err := q.Exec(context.Background(), `INSERT INTO pipe (k, u) VALUES ('a', 1), ('b', 1)`)
+				return err
+			})
+		})
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr)
+		require.Equal(t, "23505", pgErr.Code)
+		require.Empty(t, keys(t, pool))
+		noTransactionLeftOpen(t, pool)
+	})
+
+	t.Run("AnErrorOfTheCallerRollsBack", func(t *testing.T) {
+		t.Parallel()
+		pool, _ := pipePool(t)
+		mine := errors.New("decided against it")
+		err := database.InPipe(t.Context(), pool, func(p *database.Pipe) error {
+			if err := p.Send(t.Context(), insert("a", 1)); err != nil {
+				return err
+			}
+			return mine
+		})
+		require.ErrorIs(t, err, mine)
+		require.Empty(t, keys(t, pool))
+		noTransactionLeftOpen(t, pool)
+	})
+
+	t.Run("AStepMustRunExactlyOneQuery", func(t *testing.T) {
+		t.Parallel()
+		pool, rt := pipePool(t)
+		for _, step := range []database.Step{
+			func(db.DBTX) error { return nil },
+			func(q db.DBTX) error {
+				if err := insert("a", 1)(q); err != nil {
+					return err
+				}
+				return insert("b", 2)(q)
+			},
+		} {
+			err := database.InPipe(t.Context(), pool, func(p *database.Pipe) error {
+				return p.Commit(t.Context(), insert("c", 3), step)
+			})
+			require.ErrorContains(t, err, "pipeline step 1 ran")
+		}
+		require.Empty(t, keys(t, pool))
+		batches, _, _ := rt.seen()
+		require.Zero(t, batches, "nothing was sent")
+	})
+
+	t.Run("NothingAfterCommit", func(t *testing.T) {
+		t.Parallel()
+		pool, _ := pipePool(t)
+		err := database.InPipe(t.Context(), pool, func(p *database.Pipe) error {
+			if err := p.Commit(t.Context(), insert("a", 1)); err != nil {
+				return err
+			}
+			return p.Send(t.Context(), insert("b", 2))
+		})
+		require.ErrorContains(t, err, "already ended")
+		require.Equal(t, []string{"a"}, keys(t, pool), "what committed stays")
+	})
+}
