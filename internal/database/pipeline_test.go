@@ -3,7 +3,6 @@ package database_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -16,64 +15,14 @@ import (
 	"github.com/switchboard-health/switchboard/internal/database/dbtest"
 )
 
-// roundTrips counts what a pool sends: batches (one round trip each) and
-// lone queries.
-type roundTrips struct {
-	mu             sync.Mutex
-	batches, lones int
-	batchSQL       [][]string
-}
-
-func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	r.mu.Lock()
-	r.lones++
-	r.mu.Unlock()
-	return ctx
-}
-
-func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
-	r.mu.Lock()
-	r.batches++
-	var sql []string
-	for _, q := range d.Batch.QueuedQueries {
-		sql = append(sql, q.SQL)
-	}
-	r.batchSQL = append(r.batchSQL, sql)
-	r.mu.Unlock()
-	return ctx
-}
-
-func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
-
-// seen is what was sent so far.
-func (r *roundTrips) seen() (batches, lones int, batchSQL [][]string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.batches, r.lones, r.batchSQL
-}
-
-func (r *roundTrips) reset() {
-	r.mu.Lock()
-	r.batches, r.lones, r.batchSQL = 0, 0, nil
-	r.mu.Unlock()
-}
-
-func pipePool(t *testing.T) (*pgxpool.Pool, *roundTrips) {
+func pipePool(t *testing.T) (*pgxpool.Pool, *dbtest.Sent) {
 	t.Helper()
-	pc, err := pgxpool.ParseConfig(dbtest.NewDatabase(t))
+	sent := &dbtest.Sent{}
+	pool := dbtest.TracedPool(t, dbtest.NewDatabase(t), sent)
+	_, err := pool.Exec(t.Context(), `CREATE TABLE pipe (k text PRIMARY KEY, n int, u int UNIQUE DEFERRABLE INITIALLY DEFERRED)`)
 	require.NoError(t, err)
-	rt := &roundTrips{}
-	pc.ConnConfig.Tracer = rt
-	pool, err := pgxpool.NewWithConfig(t.Context(), pc)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	_, err = pool.Exec(t.Context(), `CREATE TABLE pipe (k text PRIMARY KEY, n int, u int UNIQUE DEFERRABLE INITIALLY DEFERRED)`)
-	require.NoError(t, err)
-	rt.reset()
-	return pool, rt
+	sent.Reset()
+	return pool, sent
 }
 
 func insert(k string, n int) database.Step {
@@ -121,13 +70,13 @@ func TestInPipe(t *testing.T) {
 			})
 		})
 		require.NoError(t, err)
-		batches, lones, sql := rt.seen()
-		require.Equal(t, 2, batches, "one batch per Send or Commit")
+		batches, lones := rt.Seen()
+		require.Len(t, batches, 2, "one batch per Send or Commit")
 		require.Zero(t, lones, "nothing sent on its own")
-		require.Equal(t, "begin", sql[0][0])
-		require.Len(t, sql[0], 4)
-		require.Equal(t, "commit", sql[1][len(sql[1])-1])
-		require.Len(t, sql[1], 3)
+		require.Equal(t, "begin", batches[0].SQL[0])
+		require.Len(t, batches[0].SQL, 4)
+		require.Equal(t, "commit", batches[1].SQL[len(batches[1].SQL)-1])
+		require.Len(t, batches[1].SQL, 3)
 		require.Equal(t, 2, seen)
 		require.Equal(t, 6, sum)
 		require.Equal(t, []string{"a", "b", "c"}, keys(t, pool))
@@ -139,8 +88,8 @@ func TestInPipe(t *testing.T) {
 		require.NoError(t, database.InPipe(t.Context(), pool, func(p *database.Pipe) error {
 			return p.Send(t.Context(), insert("a", 1))
 		}))
-		batches, _, _ := rt.seen()
-		require.Equal(t, 2, batches, "the statements, then the commit")
+		batches, _ := rt.Seen()
+		require.Len(t, batches, 2, "the statements, then the commit")
 		require.Equal(t, []string{"a"}, keys(t, pool))
 		noTransactionLeftOpen(t, pool)
 	})
@@ -211,8 +160,8 @@ func TestInPipe(t *testing.T) {
 			require.ErrorContains(t, err, "pipeline step 1 ran")
 		}
 		require.Empty(t, keys(t, pool))
-		batches, _, _ := rt.seen()
-		require.Zero(t, batches, "nothing was sent")
+		batches, _ := rt.Seen()
+		require.Empty(t, batches, "nothing was sent")
 	})
 
 	t.Run("NothingAfterCommit", func(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -346,44 +345,6 @@ func TestPassedOverMessageUsesOneRateLimitSlot(t *testing.T) {
 	require.EqualValues(t, 1, slots.n.Load(), "one send, one slot")
 }
 
-// batchLog notes, for each batch a pool sends, its statements and how many
-// requests the sandbox had received when it was sent; and counts the
-// queries sent on their own.
-type batchLog struct {
-	sandbox *twiliosandbox.Server
-	mu      sync.Mutex
-	batches []sentBatch
-	lones   int
-}
-
-type sentBatch struct {
-	sql      []string
-	requests int // sandbox create calls before the batch was sent
-}
-
-func (l *batchLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	l.mu.Lock()
-	l.lones++
-	l.mu.Unlock()
-	return ctx
-}
-
-func (l *batchLog) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-func (l *batchLog) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
-	b := sentBatch{requests: l.sandbox.CreateCalls()}
-	for _, q := range d.Batch.QueuedQueries {
-		b.sql = append(b.sql, q.SQL)
-	}
-	l.mu.Lock()
-	l.batches = append(l.batches, b)
-	l.mu.Unlock()
-	return ctx
-}
-
-func (l *batchLog) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (l *batchLog) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
-
 // The shared path's transactions are pipelined: the claim is two round
 // trips before the request (the locks with everything the decision reads,
 // then the attempt with the commit), the result three after it (the locks
@@ -395,13 +356,9 @@ func TestSharedPathRoundTrips(t *testing.T) {
 	b := newBare(t)
 	id, job := b.enqueue(t, "round-trips")
 
-	pc, err := pgxpool.ParseConfig(b.pool.Config().ConnString())
-	require.NoError(t, err)
-	log := &batchLog{sandbox: b.sandbox}
-	pc.ConnConfig.Tracer = log
-	traced, err := pgxpool.NewWithConfig(ctx, pc)
-	require.NoError(t, err)
-	t.Cleanup(traced.Close)
+	// Each batch notes how many requests the sandbox had received by then.
+	sent := &dbtest.Sent{Note: b.sandbox.CreateCalls}
+	traced := dbtest.TracedPool(t, b.pool.Config().ConnString(), sent)
 	w := sms.NewSendWorker(sms.Config{InFlightGrace: 30 * time.Second}, traced, sms.SendDeps{Providers: []sms.Provider{{Sender: b.tw}}}, b.logger)
 
 	require.NoError(t, w.Work(ctx, job))
@@ -409,17 +366,15 @@ func TestSharedPathRoundTrips(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT provider_message_id FROM switchboard.messages WHERE id = $1`, id).Scan(&sid))
 	require.NotNil(t, sid, "sent and recorded")
 
-	log.mu.Lock()
-	defer log.mu.Unlock()
-	require.Zero(t, log.lones, "no statement went on its own")
-	require.Len(t, log.batches, 5)
-	statements := func(i int) int { return len(log.batches[i].sql) }
+	batches, lones := sent.Seen()
+	require.Zero(t, lones, "no statement went on its own")
+	require.Len(t, batches, 5)
 	for i, want := range []struct{ requests, statements int }{{0, 4}, {0, 2}, {1, 3}, {1, 1}, {1, 2}} {
-		require.Equal(t, want.requests, log.batches[i].requests, "batch %d: requests before it", i)
-		require.Equal(t, want.statements, statements(i), "batch %d: %v", i, log.batches[i].sql)
+		require.Equal(t, want.requests, batches[i].Note, "batch %d: requests before it", i)
+		require.Len(t, batches[i].SQL, want.statements, "batch %d: %v", i, batches[i].SQL)
 	}
-	require.Equal(t, "begin", log.batches[0].sql[0])
-	require.Equal(t, "commit", log.batches[1].sql[1])
-	require.Equal(t, "begin", log.batches[2].sql[0])
-	require.Equal(t, "commit", log.batches[4].sql[1])
+	require.Equal(t, "begin", batches[0].SQL[0])
+	require.Equal(t, "commit", batches[1].SQL[1])
+	require.Equal(t, "begin", batches[2].SQL[0])
+	require.Equal(t, "commit", batches[4].SQL[1])
 }

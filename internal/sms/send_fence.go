@@ -178,7 +178,10 @@ func (w *SendWorker) claimBatch(ctx context.Context, reqs []claimReq) ([]claim, 
 		if err := p.Send(ctx,
 			func(q db.DBTX) (err error) { rows, err = w.q.MessagesForSend(ctx, q, ids); return err },
 			func(q db.DBTX) (err error) { atts, err = w.q.AttemptsLatestUnresolved(ctx, q, ids); return err },
-			func(q db.DBTX) (err error) { holdBy, err = w.q.SendRunsHolding(ctx, q, holdingParams(ids, runs)); return err },
+			func(q db.DBTX) (err error) {
+				holdBy, err = w.q.SendRunsHolding(ctx, q, holdingParams(ids, runs))
+				return err
+			},
 		); err != nil {
 			return fmt.Errorf("error loading messages: %w", err)
 		}

@@ -39,7 +39,10 @@ func (w *SendWorker) acceptBatch(ctx context.Context, reqs []acceptReq) ([]error
 		var holdBy []db.SendRunsHoldingRow
 		if err := p.Send(ctx,
 			func(q db.DBTX) error { return w.q.MessagesLock(ctx, q, ids) },
-			func(q db.DBTX) (err error) { holdBy, err = w.q.SendRunsHolding(ctx, q, holdingParams(ids, runs)); return err },
+			func(q db.DBTX) (err error) {
+				holdBy, err = w.q.SendRunsHolding(ctx, q, holdingParams(ids, runs))
+				return err
+			},
 		); err != nil {
 			return fmt.Errorf("error locking messages: %w", err)
 		}
