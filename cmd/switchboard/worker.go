@@ -10,12 +10,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/switchboard-health/switchboard/db"
 	"github.com/switchboard-health/switchboard/internal/database"
 	"github.com/switchboard-health/switchboard/internal/fhir"
 	"github.com/switchboard-health/switchboard/internal/googlehealth"
@@ -122,7 +120,7 @@ func (w *workerParts) start(g *errgroup.Group, ctx context.Context, cfg workerCo
 // newWorker wires the vendors, their resilience policies and the workers
 // into a River client.
 func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger *slog.Logger) (*workerParts, error) {
-	kinds, err := loadKinds(ctx, pool)
+	kinds, err := worker.UnavailableLimits(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
@@ -288,29 +286,6 @@ func smsProviders(ctx context.Context, cfg workerConfig, transport http.RoundTri
 		return nil, usageError{msg: "SMS_PROVIDERS names no provider"}
 	}
 	return out, nil
-}
-
-// loadKinds reads each kind's unavailable limit from switchboard.job_kinds,
-// the one source of truth for per-kind settings.
-func loadKinds(ctx context.Context, pool *pgxpool.Pool) (map[string]time.Duration, error) {
-	rows, err := db.New().JobKindList(ctx, pool)
-	if err != nil {
-		return nil, fmt.Errorf("error reading job kinds (is the database migrated?): %w", err)
-	}
-	out := make(map[string]time.Duration, len(rows))
-	for _, k := range rows {
-		out[k.Kind] = intervalDuration(k.UnavailableLimit)
-	}
-	return out, nil
-}
-
-func intervalDuration(iv pgtype.Interval) time.Duration {
-	if !iv.Valid {
-		return 0
-	}
-	return time.Duration(iv.Microseconds)*time.Microsecond +
-		time.Duration(iv.Days)*24*time.Hour +
-		time.Duration(iv.Months)*30*24*time.Hour
 }
 
 // workerProbes serves the worker's probes; ready also needs the River client

@@ -8,14 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/worker"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -32,10 +31,14 @@ func Register(ctx context.Context, workers *river.Workers, d Deps) ([]*river.Per
 	if err != nil {
 		return nil, err
 	}
-	if limit, err := unavailableLimit(ctx, d.Pool, jobs.KindFHIRPush); err == nil && limit > 0 {
+	limits, err := worker.UnavailableLimits(ctx, d.Pool)
+	if err != nil {
+		return nil, err
+	}
+	if limit := limits[jobs.KindFHIRPush]; limit > 0 {
 		push.UnavailableLimit = limit
 	}
-	if limit, err := unavailableLimit(ctx, d.Pool, jobs.KindFHIRPull); err == nil && limit > 0 {
+	if limit := limits[jobs.KindFHIRPull]; limit > 0 {
 		pull.UnavailableLimit = limit
 	}
 	if err := river.AddWorkerSafely(workers, push); err != nil {
@@ -51,14 +54,6 @@ func Register(ctx context.Context, workers *river.Workers, d Deps) ([]*river.Per
 	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(every),
 		func() (river.JobArgs, *river.InsertOpts) { return jobs.FHIRPullScheduleArgs{}, nil },
 		&river.PeriodicJobOpts{RunOnStart: true})}, nil
-}
-
-func unavailableLimit(ctx context.Context, pool *pgxpool.Pool, kind string) (time.Duration, error) {
-	var iv pgtype.Interval
-	if err := pool.QueryRow(ctx, "SELECT unavailable_limit FROM switchboard.job_kinds WHERE kind = $1", kind).Scan(&iv); err != nil {
-		return 0, err
-	}
-	return time.Duration(iv.Microseconds)*time.Microsecond + time.Duration(iv.Days)*24*time.Hour, nil
 }
 
 // ScheduleWorker works fhir_pull_schedule: it enqueues due pulls.

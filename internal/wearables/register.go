@@ -3,12 +3,10 @@ package wearables
 import (
 	"context"
 	"fmt"
-	"time"
 
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/riverqueue/river"
 
-	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/worker"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -20,7 +18,7 @@ func Register(ctx context.Context, workers *river.Workers, deps Deps) ([]*river.
 	if err != nil {
 		return nil, err
 	}
-	limits, err := unavailableLimits(ctx, s)
+	limits, err := worker.UnavailableLimits(ctx, s.pool)
 	if err != nil {
 		return nil, err
 	}
@@ -56,23 +54,4 @@ func Probe(deps Deps) func(context.Context) error {
 		return func(context.Context) error { return err }
 	}
 	return s.api.Probe
-}
-
-func unavailableLimits(ctx context.Context, s *Service) (map[string]time.Duration, error) {
-	rows, err := db.New().JobKindList(ctx, s.pool)
-	if err != nil {
-		return nil, fmt.Errorf("error reading job kinds (is the database migrated?): %w", err)
-	}
-	out := map[string]time.Duration{}
-	for _, k := range rows {
-		out[k.Kind] = interval(k.UnavailableLimit)
-	}
-	return out, nil
-}
-
-func interval(iv pgtype.Interval) time.Duration {
-	if !iv.Valid {
-		return 0
-	}
-	return time.Duration(iv.Microseconds)*time.Microsecond + time.Duration(iv.Days)*24*time.Hour + time.Duration(iv.Months)*30*24*time.Hour
 }
