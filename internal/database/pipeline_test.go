@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -41,14 +42,21 @@ func keys(t *testing.T, pool *pgxpool.Pool) []string {
 	return out
 }
 
-// noTransactionLeftOpen: no connection of the database sits in a
-// transaction (a failed pipe's connection is rolled back or closed).
-func noTransactionLeftOpen(t *testing.T, pool *pgxpool.Pool) {
+// openTransactions counts the database's other connections that sit in a
+// transaction.
+func openTransactions(t *testing.T, pool *pgxpool.Pool) int {
 	t.Helper()
 	var n int
 	require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
 		WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'`).Scan(&n))
-	require.Zero(t, n)
+	return n
+}
+
+// noTransactionLeftOpen: no connection of the database sits in a
+// transaction (a failed pipe's connection is rolled back or closed).
+func noTransactionLeftOpen(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	require.Zero(t, openTransactions(t, pool))
 }
 
 func TestInPipe(t *testing.T) {
@@ -176,4 +184,45 @@ func TestInPipe(t *testing.T) {
 		require.ErrorContains(t, err, "already ended")
 		require.Equal(t, []string{"a"}, keys(t, pool), "what committed stays")
 	})
+}
+
+// A pipe whose context ends while a batch runs returns the context's error;
+// what it wrote is rolled back and its connection is not handed out again
+// in a transaction.
+func TestInPipeCancelled(t *testing.T) {
+	t.Parallel()
+	pool, _ := pipePool(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	started := make(chan struct{})
+	go func() {
+		// Cancel once the slow statement is running on the server.
+		<-started
+		for ctx.Err() == nil {
+			var n int
+			err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()`).Scan(&n)
+			if err == nil && n > 0 {
+				cancel()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	err := database.InPipe(ctx, pool, func(p *database.Pipe) error {
+		close(started)
+		return p.Commit(ctx, insert("a", 1), func(q db.DBTX) error {
+			_, err := q.Exec(context.Background(), `SELECT pg_sleep(30)`)
+			return err
+		})
+	})
+	require.ErrorIs(t, err, context.Canceled)
+	require.Empty(t, keys(t, pool))
+	// The cancelled batch's connection is never reused in its transaction:
+	// the server ends the transaction once the connection is rolled back or
+	// closed, which may come a moment after InPipe returns.
+	require.Eventually(t, func() bool { return openTransactions(t, pool) == 0 }, time.Minute, 10*time.Millisecond)
+	// The pool still works.
+	require.NoError(t, database.InPipe(t.Context(), pool, func(p *database.Pipe) error { return p.Commit(t.Context(), insert("b", 2)) }))
+	require.Equal(t, []string{"b"}, keys(t, pool))
 }
