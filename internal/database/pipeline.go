@@ -26,23 +26,39 @@ type Step func(q db.DBTX) error
 // order, each with its own snapshot (as if sent one by one), so a lock taken
 // by one is held when the next runs.
 type Pipe struct {
-	conn  *pgxpool.Conn
-	begun bool
-	ended bool
+	conn    *pgxpool.Conn
+	generic bool
+	begun   bool
+	ended   bool
 }
+
+// PipeOption sets how a pipelined transaction runs.
+type PipeOption func(*Pipe)
+
+// GenericPlans makes the transaction's prepared statements run on their
+// generic plans (plan_cache_mode = force_generic_plan, for this transaction
+// only). For small keyed statements whose parameters are arrays,
+// PostgreSQL otherwise plans them anew on every call: a custom plan for an
+// array of two ids always looks cheaper than the generic one for an array
+// of unknown length, though both are the same index scans. Use it only
+// where the generic plans have been checked.
+func GenericPlans() PipeOption { return func(p *Pipe) { p.generic = true } }
 
 // InPipe runs fn in a pipelined transaction on a connection of pool: fn
 // sends its statements with p.Send, and the last ones with p.Commit; if fn
 // returns nil without committing, the transaction is committed alone. Any
 // error rolls it back (a connection left in a transaction is never
 // returned to the pool).
-func InPipe(ctx context.Context, pool *pgxpool.Pool, fn func(p *Pipe) error) error {
+func InPipe(ctx context.Context, pool *pgxpool.Pool, fn func(p *Pipe) error, opts ...PipeOption) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
 	p := &Pipe{conn: conn}
+	for _, o := range opts {
+		o(p)
+	}
 	if err := fn(p); err != nil {
 		p.rollback(ctx)
 		return err
@@ -75,6 +91,9 @@ func (p *Pipe) send(ctx context.Context, commit bool, steps []Step) error {
 	begin := !p.begun
 	if begin {
 		b.Queue("begin")
+		if p.generic {
+			b.Queue("set local plan_cache_mode = force_generic_plan")
+		}
 	}
 	for i, s := range steps {
 		rec := &recorder{}
@@ -96,6 +115,11 @@ func (p *Pipe) send(ctx context.Context, commit bool, steps []Step) error {
 		if begin {
 			if _, err := br.Exec(); err != nil {
 				return err
+			}
+			if p.generic {
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
 			}
 		}
 		for _, s := range steps {

@@ -226,3 +226,25 @@ func TestInPipeCancelled(t *testing.T) {
 	require.NoError(t, database.InPipe(t.Context(), pool, func(p *database.Pipe) error { return p.Commit(t.Context(), insert("b", 2)) }))
 	require.Equal(t, []string{"b"}, keys(t, pool))
 }
+
+// GenericPlans holds for the pipe's transaction only: the connection goes
+// back to the pool with the session's own plan_cache_mode.
+func TestInPipeGenericPlans(t *testing.T) {
+	t.Parallel()
+	// One connection, so that the pipe and the check after it share it.
+	pool := dbtest.TracedPool(t, dbtest.NewDatabase(t)+"&pool_max_conns=1", &dbtest.Sent{})
+	setting := func(into *string) database.Step {
+		return func(q db.DBTX) error {
+			return q.QueryRow(context.Background(), `SELECT current_setting('plan_cache_mode')`).Scan(into)
+		}
+	}
+	var inside, plain string
+	require.NoError(t, database.InPipe(t.Context(), pool, func(p *database.Pipe) error {
+		return p.Commit(t.Context(), setting(&inside))
+	}, database.GenericPlans()))
+	require.Equal(t, "force_generic_plan", inside)
+	require.NoError(t, database.InPipe(t.Context(), pool, func(p *database.Pipe) error {
+		return p.Commit(t.Context(), setting(&plain))
+	}))
+	require.Equal(t, "auto", plain, "SET LOCAL: gone with the transaction")
+}

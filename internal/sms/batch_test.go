@@ -369,7 +369,7 @@ func TestSharedPathRoundTrips(t *testing.T) {
 	batches, lones := sent.Seen()
 	require.Zero(t, lones, "no statement went on its own")
 	require.Len(t, batches, 5)
-	for i, want := range []struct{ requests, statements int }{{0, 4}, {0, 2}, {1, 3}, {1, 1}, {1, 2}} {
+	for i, want := range []struct{ requests, statements int }{{0, 5}, {0, 2}, {1, 4}, {1, 1}, {1, 2}} {
 		require.Equal(t, want.requests, batches[i].Note, "batch %d: requests before it", i)
 		require.Len(t, batches[i].SQL, want.statements, "batch %d: %v", i, batches[i].SQL)
 	}

@@ -223,7 +223,7 @@ func (w *SendWorker) claimBatch(ctx context.Context, reqs []claimReq) ([]claim, 
 			out[index[r.messageID]] = claim{ok: true, plan: plans[j], att: byMessage[r.messageID]}
 		}
 		return nil
-	})
+	}, database.GenericPlans())
 	if err != nil {
 		return nil, err
 	}

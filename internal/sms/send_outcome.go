@@ -63,7 +63,7 @@ func (w *SendWorker) acceptBatch(ctx context.Context, reqs []acceptReq) ([]error
 			return fmt.Errorf("error recording provider ids: %w", err)
 		}
 		return nil
-	})
+	}, database.GenericPlans())
 	if err != nil {
 		return nil, err
 	}
