@@ -208,3 +208,30 @@ func (noRows) Values() ([]any, error)                       { return nil, errRec
 func (noRows) RawValues() [][]byte                          { return nil }
 func (noRows) Conn() *pgx.Conn                              { return nil }
 func (noRows) TypeMap() *pgtype.Map                         { return nil }
+
+// Steps sends a transaction's statements: Send now, Last as its final ones.
+// A Pipe is one (Last goes with its COMMIT); OnTx runs them on a pgx.Tx one
+// by one. Code that writes its statements as Steps runs either way.
+type Steps interface {
+	Send(ctx context.Context, steps ...Step) error
+	Last(ctx context.Context, steps ...Step) error
+}
+
+// Last is Commit: the pipe's final statements go with its COMMIT.
+func (p *Pipe) Last(ctx context.Context, steps ...Step) error { return p.Commit(ctx, steps...) }
+
+// OnTx runs steps on tx, one statement at a time; the caller commits tx.
+func OnTx(tx pgx.Tx) Steps { return txSteps{tx} }
+
+type txSteps struct{ tx pgx.Tx }
+
+func (t txSteps) Send(_ context.Context, steps ...Step) error {
+	for _, s := range steps {
+		if err := s(t.tx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t txSteps) Last(ctx context.Context, steps ...Step) error { return t.Send(ctx, steps...) }

@@ -110,3 +110,41 @@ func TestSecondAcceptanceKeepsTheFirstProviderID(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, "SELECT provider_message_id FROM switchboard.message_attempts WHERE id = $1", second).Scan(&secondSID))
 	require.Equal(t, "SMsecond", secondSID, "the second copy stays on record")
 }
+
+// acceptBatch answers each call in the order the calls came, though it
+// locks the messages in id order: a lost run's errLostRun goes to that
+// run, and the others' results stand.
+func TestAcceptBatchAnswersEachCallInItsOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := dbtest.NewPool(t)
+	w := NewSendWorker(Config{}, pool, SendDeps{}, slog.New(slog.DiscardHandler))
+	var low, high int64
+	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		if low, err = jobs.SendSMS(ctx, tx, jobs.SendSMSParams{IdempotencyKey: "low", To: "+12015550103", Body: "b"}); err != nil {
+			return err
+		}
+		high, err = jobs.SendSMS(ctx, tx, jobs.SendSMSParams{IdempotencyKey: "high", To: "+12015550104", Body: "b"})
+		return err
+	}))
+	require.Less(t, low, high)
+	attempt := func(id int64) int64 {
+		var a int64
+		require.NoError(t, pool.QueryRow(ctx, `INSERT INTO switchboard.message_attempts (message_id, provider) VALUES ($1, 'twilio') RETURNING id`, id).Scan(&a))
+		return a
+	}
+	lostRun := fetched(t, pool, high)
+	lostRun.attempt++ // a run River no longer shows: rescued, and fetched again
+	res, err := w.acceptBatch(ctx, []acceptReq{
+		{attemptID: attempt(high), messageID: high, run: lostRun, provider: "twilio", acc: Accepted{ProviderMessageID: "SMhigh"}},
+		{attemptID: attempt(low), messageID: low, run: fetched(t, pool, low), provider: "twilio", acc: Accepted{ProviderMessageID: "SMlow"}},
+	})
+	require.NoError(t, err)
+	require.Equal(t, []error{errLostRun, nil}, res)
+	var sid *string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT provider_message_id FROM switchboard.messages WHERE id = $1", low).Scan(&sid))
+	require.Equal(t, "SMlow", *sid)
+	require.NoError(t, pool.QueryRow(ctx, "SELECT provider_message_id FROM switchboard.messages WHERE id = $1", high).Scan(&sid))
+	require.Nil(t, sid, "nothing written for the lost run")
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/switchboard-health/switchboard/db"
+	"github.com/switchboard-health/switchboard/internal/database"
 	"github.com/switchboard-health/switchboard/internal/resilience"
 	"github.com/switchboard-health/switchboard/jobs"
 )
@@ -49,22 +50,27 @@ type sendState struct {
 }
 
 // loadForSend locks the messages of ids (in id order) and reads what
-// deciding about them needs. Attempts are read after the lock is held, by a
-// statement of their own: a job that waited for the lock must see the
-// attempt the job before it committed.
-func (w *SendWorker) loadForSend(ctx context.Context, tx pgx.Tx, ids []int64) (map[int64]sendState, error) {
-	rows, err := w.q.MessagesForSend(ctx, tx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("error loading messages: %w", err)
+// deciding about them needs, and which of them runs[i] still hold. The
+// attempts and the runs are read after the locks are held, each by a
+// statement of its own: a job that waited for a lock must see the attempt
+// the job before it committed. In a pipe the three are one round trip.
+func (w *SendWorker) loadForSend(ctx context.Context, s database.Steps, ids []int64, runs []run) (map[int64]sendState, map[held]bool, error) {
+	var (
+		rows   []db.MessagesForSendRow
+		atts   []db.MessageAttempt
+		holdBy []db.SendRunsHoldingRow
+	)
+	if err := s.Send(ctx,
+		func(q db.DBTX) (err error) { rows, err = w.q.MessagesForSend(ctx, q, ids); return err },
+		func(q db.DBTX) (err error) { atts, err = w.q.AttemptsLatestUnresolved(ctx, q, ids); return err },
+		func(q db.DBTX) (err error) {
+			holdBy, err = w.q.SendRunsHolding(ctx, q, holdingParams(ids, runs))
+			return err
+		},
+	); err != nil {
+		return nil, nil, fmt.Errorf("error loading messages: %w", err)
 	}
-	if len(rows) == 0 {
-		return sendStates(nil, nil), nil
-	}
-	atts, err := w.q.AttemptsLatestUnresolved(ctx, tx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("error loading attempts: %w", err)
-	}
-	return sendStates(rows, atts), nil
+	return sendStates(rows, atts), heldBy(holdBy), nil
 }
 
 // sendStates is the messages rows (MessagesForSend) with their unresolved
@@ -201,7 +207,8 @@ func (w *SendWorker) prepare(ctx context.Context, job *river.Job[jobs.SMSSendArg
 // plan.unresolved, if set).
 func (w *SendWorker) decideLocked(ctx context.Context, tx pgx.Tx, job *river.Job[jobs.SMSSendArgs]) (plan, error, error) {
 	var p plan
-	states, err := w.loadForSend(ctx, tx, []int64{job.Args.MessageID})
+	r := runOf(job)
+	states, holds, err := w.loadForSend(ctx, database.OnTx(tx), []int64{job.Args.MessageID}, []run{r})
 	if err != nil {
 		return p, nil, err
 	}
@@ -210,8 +217,8 @@ func (w *SendWorker) decideLocked(ctx context.Context, tx pgx.Tx, job *river.Job
 		_ = river.MetadataSet(ctx, "outcome_class", "permanent")
 		return p, river.JobCancel(fmt.Errorf("message %d does not exist", job.Args.MessageID)), nil
 	}
-	if err := w.hold(ctx, tx, job.Args.MessageID, runOf(job)); err != nil {
-		return p, nil, err
+	if !holds[held{job.Args.MessageID, r}] {
+		return p, nil, errLostRun
 	}
 	var v verdict
 	p, v = w.decide(st, time.Now())

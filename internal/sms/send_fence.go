@@ -170,22 +170,10 @@ func (w *SendWorker) claimBatch(ctx context.Context, reqs []claimReq) ([]claim, 
 	// after the locks, in a statement of its own), then the attempts with
 	// the commit.
 	err := database.InPipe(ctx, w.pool, func(p *database.Pipe) error {
-		var (
-			rows   []db.MessagesForSendRow
-			atts   []db.MessageAttempt
-			holdBy []db.SendRunsHoldingRow
-		)
-		if err := p.Send(ctx,
-			func(q db.DBTX) (err error) { rows, err = w.q.MessagesForSend(ctx, q, ids); return err },
-			func(q db.DBTX) (err error) { atts, err = w.q.AttemptsLatestUnresolved(ctx, q, ids); return err },
-			func(q db.DBTX) (err error) {
-				holdBy, err = w.q.SendRunsHolding(ctx, q, holdingParams(ids, runs))
-				return err
-			},
-		); err != nil {
-			return fmt.Errorf("error loading messages: %w", err)
+		states, holds, err := w.loadForSend(ctx, p, ids, runs)
+		if err != nil {
+			return err
 		}
-		states, holds := sendStates(rows, atts), heldBy(holdBy)
 		now := time.Now()
 		var (
 			claimed []claimReq

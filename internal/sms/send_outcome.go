@@ -28,41 +28,14 @@ type acceptReq struct {
 }
 
 // acceptBatch records, in one transaction, what the providers accepted.
-// A request whose run lost its message gets errLostRun.
+// A request whose run lost its message gets errLostRun; the results are in
+// the order of reqs.
 func (w *SendWorker) acceptBatch(ctx context.Context, reqs []acceptReq) ([]error, error) {
-	reqs = byMessage(reqs)
-	ids, runs := acceptIDs(reqs)
 	var lost map[int64]bool
-	// Three round trips: the locks and the run check, the attempts, then
-	// the messages with the commit.
 	err := database.InPipe(ctx, w.pool, func(p *database.Pipe) error {
-		var holdBy []db.SendRunsHoldingRow
-		if err := p.Send(ctx,
-			func(q db.DBTX) error { return w.q.MessagesLock(ctx, q, ids) },
-			func(q db.DBTX) (err error) {
-				holdBy, err = w.q.SendRunsHolding(ctx, q, holdingParams(ids, runs))
-				return err
-			},
-		); err != nil {
-			return fmt.Errorf("error locking messages: %w", err)
-		}
-		var kept []acceptReq
-		lost, kept = w.stillHeld(ctx, reqs, heldBy(holdBy))
-		atts := attemptsAcceptParams(kept)
-		var took []int64
-		if len(atts.Ids) > 0 {
-			if err := p.Send(ctx, func(q db.DBTX) (err error) { took, err = w.q.AttemptsAccept(ctx, q, atts); return err }); err != nil {
-				return fmt.Errorf("error recording attempts: %w", err)
-			}
-		}
-		msgs := w.messagesAcceptParams(ctx, kept, took)
-		if len(msgs.Ids) == 0 {
-			return nil
-		}
-		if err := p.Commit(ctx, func(q db.DBTX) error { return w.q.MessagesAccept(ctx, q, msgs) }); err != nil {
-			return fmt.Errorf("error recording provider ids: %w", err)
-		}
-		return nil
+		var err error
+		lost, err = w.acceptIn(ctx, p, reqs)
+		return err
 	}, database.GenericPlans())
 	if err != nil {
 		return nil, err
@@ -76,41 +49,36 @@ func (w *SendWorker) acceptBatch(ctx context.Context, reqs []acceptReq) ([]error
 	return out, nil
 }
 
-// byMessage is reqs in message id order, as every writer of several
-// messages locks them.
-func byMessage(reqs []acceptReq) []acceptReq {
-	return slices.SortedFunc(slices.Values(reqs), func(a, b acceptReq) int { return cmp.Compare(a.messageID, b.messageID) })
+// acceptRows is acceptIn on tx, whose caller writes more before it commits.
+func (w *SendWorker) acceptRows(ctx context.Context, tx pgx.Tx, reqs []acceptReq) (map[int64]bool, error) {
+	return w.acceptIn(ctx, database.OnTx(tx), reqs)
 }
 
-func acceptIDs(reqs []acceptReq) ([]int64, []run) {
+// acceptIn locks the messages of reqs (in id order, as every writer of
+// several messages takes them), and records the acceptances of those their
+// runs still hold; it returns the others (nothing written). In a pipe it is
+// three round trips: the locks with the run check, the attempts, the
+// messages with the commit.
+func (w *SendWorker) acceptIn(ctx context.Context, s database.Steps, reqs []acceptReq) (map[int64]bool, error) {
+	reqs = slices.SortedFunc(slices.Values(reqs), func(a, b acceptReq) int { return cmp.Compare(a.messageID, b.messageID) })
 	ids := make([]int64, len(reqs))
 	runs := make([]run, len(reqs))
 	for i, r := range reqs {
 		ids[i], runs[i] = r.messageID, r.run
 	}
-	return ids, runs
-}
-
-// acceptRows locks the messages of reqs, and records the acceptances of
-// those their runs still hold; it returns the others (nothing written).
-func (w *SendWorker) acceptRows(ctx context.Context, tx pgx.Tx, reqs []acceptReq) (map[int64]bool, error) {
-	reqs = byMessage(reqs)
-	ids, runs := acceptIDs(reqs)
-	if err := w.q.MessagesLock(ctx, tx, ids); err != nil {
+	var holdBy []db.SendRunsHoldingRow
+	if err := s.Send(ctx,
+		func(q db.DBTX) error { return w.q.MessagesLock(ctx, q, ids) },
+		func(q db.DBTX) (err error) {
+			holdBy, err = w.q.SendRunsHolding(ctx, q, holdingParams(ids, runs))
+			return err
+		},
+	); err != nil {
 		return nil, fmt.Errorf("error locking messages: %w", err)
 	}
-	holds, err := w.holding(ctx, tx, ids, runs)
-	if err != nil {
-		return nil, err
-	}
-	lost, kept := w.stillHeld(ctx, reqs, holds)
-	return lost, w.acceptMessages(ctx, tx, kept)
-}
-
-// stillHeld splits reqs into the messages their runs no longer hold
-// (nothing is written for them) and the rest.
-func (w *SendWorker) stillHeld(ctx context.Context, reqs []acceptReq, holds map[held]bool) (lost map[int64]bool, kept []acceptReq) {
-	lost = map[int64]bool{}
+	holds := heldBy(holdBy)
+	lost := map[int64]bool{}
+	var kept []acceptReq
 	for _, r := range reqs {
 		if !holds[held{r.messageID, r.run}] {
 			lost[r.messageID] = true
@@ -120,17 +88,16 @@ func (w *SendWorker) stillHeld(ctx context.Context, reqs []acceptReq, holds map[
 		}
 		kept = append(kept, r)
 	}
-	return lost, kept
+	return lost, w.acceptMessages(ctx, s, kept)
 }
 
 // acceptMessages records acceptances on the attempts and messages, which
-// tx has locked for runs that hold them.
-func (w *SendWorker) acceptMessages(ctx context.Context, tx pgx.Tx, reqs []acceptReq) error {
+// the transaction has locked for runs that hold them.
+func (w *SendWorker) acceptMessages(ctx context.Context, s database.Steps, reqs []acceptReq) error {
 	atts := attemptsAcceptParams(reqs)
 	var took []int64
 	if len(atts.Ids) > 0 {
-		var err error
-		if took, err = w.q.AttemptsAccept(ctx, tx, atts); err != nil {
+		if err := s.Send(ctx, func(q db.DBTX) (err error) { took, err = w.q.AttemptsAccept(ctx, q, atts); return err }); err != nil {
 			return fmt.Errorf("error recording attempts: %w", err)
 		}
 	}
@@ -138,7 +105,7 @@ func (w *SendWorker) acceptMessages(ctx context.Context, tx pgx.Tx, reqs []accep
 	if len(msgs.Ids) == 0 {
 		return nil
 	}
-	if err := w.q.MessagesAccept(ctx, tx, msgs); err != nil {
+	if err := s.Last(ctx, func(q db.DBTX) error { return w.q.MessagesAccept(ctx, q, msgs) }); err != nil {
 		return fmt.Errorf("error recording provider ids: %w", err)
 	}
 	return nil
@@ -209,7 +176,7 @@ func (w *SendWorker) adopt(ctx context.Context, job *river.Job[jobs.SMSSendArgs]
 		if n == 0 {
 			return fmt.Errorf("attempt %d was settled by another run while its provider was asked; deciding again", attemptID)
 		}
-		if err := w.acceptMessages(ctx, tx, []acceptReq{{messageID: job.Args.MessageID, provider: prov.Name(), acc: *acc, plan: p}}); err != nil {
+		if err := w.acceptMessages(ctx, database.OnTx(tx), []acceptReq{{messageID: job.Args.MessageID, provider: prov.Name(), acc: *acc, plan: p}}); err != nil {
 			return err
 		}
 		return w.complete(ctx, tx, job)
