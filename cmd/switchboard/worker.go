@@ -170,7 +170,7 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 	}
 	fhirPeriodic, err := fhir.Register(ctx, workers, fhir.Deps{
 		Pool: pool, Registry: registry, Limiter: limiter, Keys: keyring, Logger: logger, Config: cfg.FHIR,
-		HTTPClient: &http.Client{Transport: transport},
+		HTTPClient: &http.Client{Transport: transport}, UnavailableLimits: kinds,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("error wiring fhir: %w", err)
@@ -190,7 +190,7 @@ func newWorker(ctx context.Context, cfg workerConfig, pool *pgxpool.Pool, logger
 	// Wearables keep OAuth tokens, which are only ever stored encrypted:
 	// without TOKEN_ENCRYPTION_KEYS they stay off.
 	if keyring != nil {
-		wdeps := wearables.Deps{Pool: pool, Registry: registry, Limiter: limiter, Keys: keyring, Logger: logger,
+		wdeps := wearables.Deps{Pool: pool, Registry: registry, Limiter: limiter, Keys: keyring, Logger: logger, UnavailableLimits: kinds,
 			Config: cfg.Wearables, HTTPClient: &http.Client{Transport: transport, Timeout: 30 * time.Second}}
 		wPeriodic, err := wearables.Register(ctx, workers, wdeps)
 		if err != nil {

@@ -80,6 +80,10 @@ type Deps struct {
 	// HTTPClient makes FHIR and token requests; nil: a default client. The
 	// resilience destination's timeout bounds each call.
 	HTTPClient *http.Client
+	// UnavailableLimits is job_kinds.unavailable_limit by kind, as the
+	// worker read it at start-up (worker.UnavailableLimits); Register
+	// requires it.
+	UnavailableLimits map[string]time.Duration
 }
 
 func (d Deps) check() (Deps, error) {

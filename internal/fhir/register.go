@@ -14,7 +14,6 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/switchboard-health/switchboard/db"
-	"github.com/switchboard-health/switchboard/internal/worker"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -31,9 +30,9 @@ func Register(ctx context.Context, workers *river.Workers, d Deps) ([]*river.Per
 	if err != nil {
 		return nil, err
 	}
-	limits, err := worker.UnavailableLimits(ctx, d.Pool)
-	if err != nil {
-		return nil, err
+	limits := d.UnavailableLimits
+	if limits == nil {
+		return nil, errors.New("fhir: Deps.UnavailableLimits is required (worker.UnavailableLimits reads them)")
 	}
 	if limit := limits[jobs.KindFHIRPush]; limit > 0 {
 		push.UnavailableLimit = limit

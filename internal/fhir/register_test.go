@@ -10,14 +10,12 @@ import (
 	"github.com/switchboard-health/switchboard/internal/fhir"
 )
 
-// Register takes the pushes' and pulls' unavailable limits from
-// switchboard.job_kinds; when it cannot read them it fails, rather than
-// wiring the workers with limits the operator never set.
-func TestRegisterNeedsTheJobKinds(t *testing.T) {
+// Register takes the pushes' and pulls' unavailable limits from what the
+// worker read of switchboard.job_kinds at start-up; without them it fails,
+// rather than wiring the workers with limits the operator never set.
+func TestRegisterNeedsTheUnavailableLimits(t *testing.T) {
 	t.Parallel()
 	pool, _ := dbtest.NewPool(t)
-	_, err := pool.Exec(t.Context(), `DROP TABLE switchboard.job_kinds CASCADE`)
-	require.NoError(t, err)
-	_, err = fhir.Register(t.Context(), river.NewWorkers(), fhir.Deps{Pool: pool})
-	require.ErrorContains(t, err, "error reading job kinds")
+	_, err := fhir.Register(t.Context(), river.NewWorkers(), fhir.Deps{Pool: pool})
+	require.ErrorContains(t, err, "UnavailableLimits is required")
 }

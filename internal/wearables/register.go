@@ -2,25 +2,25 @@ package wearables
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/riverqueue/river"
 
-	"github.com/switchboard-health/switchboard/internal/worker"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
 // Register adds every wearables worker to workers and returns the periodic
 // jobs to register on the client (the poll). It returns an error when deps
-// or the configuration are invalid or job_kinds cannot be read.
+// or the configuration are invalid.
 func Register(ctx context.Context, workers *river.Workers, deps Deps) ([]*river.PeriodicJob, error) {
 	s, err := newService(deps)
 	if err != nil {
 		return nil, err
 	}
-	limits, err := worker.UnavailableLimits(ctx, s.pool)
-	if err != nil {
-		return nil, err
+	limits := deps.UnavailableLimits
+	if limits == nil {
+		return nil, errors.New("wearables: Deps.UnavailableLimits is required (worker.UnavailableLimits reads them)")
 	}
 	for _, add := range []func() error{
 		func() error {

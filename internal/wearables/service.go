@@ -35,6 +35,10 @@ type Deps struct {
 	Config   Config
 	// HTTPClient calls Google (nil: a client with a 30 s timeout).
 	HTTPClient *http.Client
+	// UnavailableLimits is job_kinds.unavailable_limit by kind, as the
+	// worker read it at start-up (worker.UnavailableLimits); Register
+	// requires it.
+	UnavailableLimits map[string]time.Duration
 }
 
 // ErrNeedsReauth is returned when a connection's grant is dead: it moved to

@@ -27,6 +27,7 @@ import (
 	googlehealthsandbox "github.com/switchboard-health/switchboard/internal/sandbox/googlehealth"
 	"github.com/switchboard-health/switchboard/internal/secrets"
 	"github.com/switchboard-health/switchboard/internal/wearables"
+	"github.com/switchboard-health/switchboard/internal/worker"
 	"github.com/switchboard-health/switchboard/jobs"
 )
 
@@ -73,8 +74,10 @@ func setup(t *testing.T, mutate func(*wearables.Config)) *testBundle {
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	limits, err := worker.UnavailableLimits(t.Context(), pool)
+	require.NoError(t, err)
 	deps := wearables.Deps{Pool: pool, Registry: resilience.New(nil), Limiter: ratelimit.New(pool), Keys: newKeys(t), Config: cfg,
-		Logger: slog.New(slog.DiscardHandler)}
+		Logger: slog.New(slog.DiscardHandler), UnavailableLimits: limits}
 	a, err := wearables.NewAPI(deps)
 	require.NoError(t, err)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: "switchboard", Logger: slog.New(slog.DiscardHandler)})
@@ -678,4 +681,15 @@ func queryString(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) stri
 	var s string
 	require.NoError(t, pool.QueryRow(context.Background(), sql, args...).Scan(&s))
 	return s
+}
+
+// Register takes the sync's and revoke's unavailable limits from what the
+// worker read of switchboard.job_kinds at start-up; without them it fails.
+func TestRegisterNeedsTheUnavailableLimits(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	deps := b.deps
+	deps.UnavailableLimits = nil
+	_, err := wearables.Register(t.Context(), river.NewWorkers(), deps)
+	require.ErrorContains(t, err, "UnavailableLimits is required")
 }
